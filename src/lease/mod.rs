@@ -1,0 +1,181 @@
+//! The Lease protocol (DESIGN §3): one `coordination.k8s.io/v1` Lease per pool.
+//!
+//! CONTRACT between the protocol work (which implements this module) and `zen-lead-exec`
+//! (which consumes it). The public items below are fixed; bodies are filled in.
+//!
+//! Submodules (protocol work): `record` (the Lease as zen-lead reads and writes it),
+//! `decision` (the pure decision core: observed record + BOOTTIME clock -> action),
+//! `driver` (the async task: watch, conditional writes, renew, release).
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::BootInstant;
+
+/// The timing of one pool (DESIGN §2/§3.4), already validated by [`crate::timing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How long a record must stay unchanged before another candidate may take it.
+    pub lease_duration: Duration,
+    /// A holder that has not renewed successfully for this long (from the send time of its last
+    /// successful renewal) leads no more.
+    pub renew_deadline: Duration,
+    /// Renew / retry interval.
+    pub retry_period: Duration,
+}
+
+/// Who this candidate is (DESIGN §3.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// `holderIdentity`: the pod name by default.
+    pub identity: String,
+    /// The pod UID, when known (`POD_UID`), written to the `zen-lead/holder-uid` annotation.
+    pub pod_uid: Option<String>,
+    /// A fresh id per process, written to the `zen-lead/session` annotation.
+    pub session: String,
+}
+
+/// What to elect for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionConfig {
+    /// The pool: the Lease and LeaderPolicy name.
+    pub pool: String,
+    /// The namespace of the pool.
+    pub namespace: String,
+    /// This candidate.
+    pub candidate: Candidate,
+    /// Timings.
+    pub timing: Timing,
+    /// `--min-hold`: on release, keep the lease held until `acquireTime + min_hold`.
+    pub min_hold: Option<Duration>,
+}
+
+/// The elector's view of this candidate's role, published on a `watch` channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderState {
+    /// Not yet observed the Lease.
+    Starting,
+    /// Someone else holds the lease (or nobody, and we are about to try).
+    Following {
+        /// The current holder identity, if any.
+        holder: Option<String>,
+    },
+    /// We hold the lease.
+    Leading {
+        /// The term (`leaseTransitions` after our acquisition): the fencing token.
+        term: u64,
+        /// The instant we lead no more unless a renewal succeeds first:
+        /// send time of the last successful write + `renew_deadline`. A consumer must
+        /// stop work by this instant even if it hears nothing else from the elector.
+        deadline: BootInstant,
+    },
+    /// We held the lease and lost it; the elector has stopped.
+    Lost {
+        /// Why.
+        reason: LostReason,
+    },
+}
+
+/// Why a holder leads no more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostReason {
+    /// `renew_deadline` passed without a successful renewal (partition, API errors, pause).
+    RenewDeadline,
+    /// Another holder is recorded in the Lease.
+    Superseded {
+        /// The new holder.
+        holder: String,
+    },
+    /// The Lease was deleted.
+    Deleted,
+}
+
+/// Errors the elector cannot heal by retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// 401/403 from the API server: fix RBAC or credentials.
+    #[error("permission denied on lease {namespace}/{pool}: {message}")]
+    Forbidden {
+        /// Pool.
+        pool: String,
+        /// Namespace.
+        namespace: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// A Lease of that name exists without `app.kubernetes.io/managed-by=zen-lead`.
+    #[error(
+        "lease {namespace}/{pool} exists but is not managed by zen-lead; refusing to take it over"
+    )]
+    Unmanaged {
+        /// Pool.
+        pool: String,
+        /// Namespace.
+        namespace: String,
+    },
+    /// The API server could not be reached within the allowed time.
+    #[error("API server unreachable for lease {namespace}/{pool}")]
+    Unreachable {
+        /// Pool.
+        pool: String,
+        /// Namespace.
+        namespace: String,
+        /// The last error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Any other API failure.
+    #[error("lease {namespace}/{pool}: API request failed")]
+    Api {
+        /// Pool.
+        pool: String,
+        /// Namespace.
+        namespace: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Handle on a running elector task.
+#[derive(Debug)]
+pub struct Elector {
+    state: watch::Receiver<LeaderState>,
+}
+
+impl Elector {
+    /// Starts campaigning: observes the pool's Lease (watch, no polling), acquires it when
+    /// allowed, renews while leading, and publishes the state.
+    pub fn spawn(_client: kube::Client, _config: ElectionConfig) -> Self {
+        todo!("protocol")
+    }
+
+    /// The state channel.
+    pub fn state(&self) -> watch::Receiver<LeaderState> {
+        self.state.clone()
+    }
+
+    /// Waits until this candidate leads, the elector loses for good, or fails.
+    /// Returns the term. Fails with a [`LeaseError`] that cannot heal (RBAC, unmanaged lease).
+    pub async fn leading(&mut self) -> Result<u64, LeaseError> {
+        todo!("protocol")
+    }
+
+    /// Stops campaigning. If leading: empties the holder in one conditional write (honouring
+    /// `min_hold`), so that a standby takes over at once. Call only after the work has stopped.
+    pub async fn release(self) -> Result<(), LeaseError> {
+        todo!("protocol")
+    }
+
+    /// Gate mode (DESIGN §4): while leading, marks the Lease `renewer: controller` in one
+    /// conditional write and stops renewing. Returns the term.
+    pub async fn hand_to_controller(self) -> Result<u64, LeaseError> {
+        todo!("protocol")
+    }
+
+    /// Errors the elector hit that cannot heal, if it stopped because of one.
+    pub async fn failure(&mut self) -> Option<LeaseError> {
+        todo!("protocol")
+    }
+}
