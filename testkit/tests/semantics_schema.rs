@@ -47,6 +47,9 @@ fn leader_policy_schema() -> Value {
     })
 }
 
+/// (reason, field, message) of one expected cause.
+type Expected<'a> = (&'a str, &'a str, &'a str);
+
 fn lp(spec: Value) -> Value {
     json!({"apiVersion": "coordination.kube-zen.io/v1alpha1", "kind": "LeaderPolicy",
            "metadata": {"name": "p", "namespace": "default"}, "spec": spec})
@@ -88,7 +91,7 @@ fn empty_spec_gets_all_defaults_and_passes_cel() {
 fn validation_table() {
     let schema = Schema::compile(&leader_policy_schema()).unwrap();
     let inv = "FieldValueInvalid";
-    let cases: Vec<(Value, Vec<(&str, &str, &str)>)> = vec![
+    let cases: Vec<(Value, Vec<Expected>)> = vec![
         (
             json!({"leaseDurationSeconds": 30, "renewDeadlineSeconds": 20, "retryPeriodSeconds": 5}),
             vec![],
