@@ -233,7 +233,7 @@ fn rule_allows(rule: &Value, attrs: &Attributes) -> bool {
         return false;
     }
     let names = strings(rule, "resourceNames");
-    names.is_empty() || names.iter().any(|n| *n == attrs.name)
+    names.is_empty() || names.contains(&attrs.name)
 }
 
 /// RBAC's nonResourceURL match: exact, `*`, or a prefix ending in `*`.
