@@ -232,3 +232,31 @@ fn bad_requests() {
         "the name of the object (other) does not match the name on the URL (c)"
     );
 }
+
+#[test]
+fn identical_reapply_returns_the_object_unchanged() {
+    let v1 = apply(None, V1, "kubectl", false).unwrap();
+    let mut stored = v1.clone();
+    stored["metadata"]["resourceVersion"] = json!("5");
+    let again = apply(Some(&stored), V1, "kubectl", false).unwrap();
+    assert_eq!(again, stored);
+    // A changed value is not a no-op.
+    let changed = apply(
+        Some(&stored),
+        &V1.replace("\"1\"", "\"7\""),
+        "kubectl",
+        false,
+    )
+    .unwrap();
+    assert_eq!(changed["data"]["a"], "7");
+}
+
+#[test]
+fn resource_version_in_the_body_is_kept_for_the_precondition_check() {
+    let v1 = apply(None, V1, "kubectl", false).unwrap();
+    let mut stored = v1.clone();
+    stored["metadata"]["resourceVersion"] = json!("5");
+    let body = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","resourceVersion":"4"},"data":{"a":"1","b":"2"}}"#;
+    let out = apply(Some(&stored), body, "kubectl", false).unwrap();
+    assert_eq!(out["metadata"]["resourceVersion"], "4");
+}

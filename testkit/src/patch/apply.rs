@@ -34,9 +34,9 @@ pub fn server_side_apply(
         ));
     };
     if let Some(Value::Object(meta)) = patch_obj.get_mut("metadata") {
-        // Clients may not set the server's bookkeeping through an apply configuration.
+        // Clients may not set the server's bookkeeping through an apply configuration. A
+        // resourceVersion stays: it is a precondition the caller checks against the store.
         meta.remove("managedFields");
-        meta.remove("resourceVersion");
     }
     check_identity(target, current, &patch)?;
 
@@ -52,6 +52,7 @@ pub fn server_side_apply(
     let api_version = patch["apiVersion"].as_str().unwrap_or("").to_string();
 
     let mut entries = read_entries(&live);
+    let entries_before = entries.clone();
     if current.is_some() && entries.is_empty() {
         let mut stripped = live.clone();
         if let Some(meta) = stripped.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -125,6 +126,14 @@ pub fn server_side_apply(
         subresource: String::new(),
         fields: applied,
     });
+    // An apply that changes neither the object nor any ownership is a no-op: the real server
+    // keeps the entry's time then, so the caller sees an unchanged object.
+    if let Some(current) = current
+        && same_fields(&entries, &entries_before)
+        && without_managed_fields(&live) == without_managed_fields(current)
+    {
+        return Ok(current.clone());
+    }
     write_entries(&mut live, entries);
     Ok(live)
 }
@@ -171,6 +180,31 @@ fn check_identity(
         )));
     }
     Ok(())
+}
+
+fn same_fields(a: &[Entry], b: &[Entry]) -> bool {
+    let key = |e: &Entry| {
+        (
+            e.manager.clone(),
+            e.operation.clone(),
+            e.subresource.clone(),
+            e.api_version.clone(),
+            e.fields.to_fields_v1().to_string(),
+        )
+    };
+    let mut a: Vec<_> = a.iter().filter(|e| !e.fields.is_empty()).map(key).collect();
+    let mut b: Vec<_> = b.iter().filter(|e| !e.fields.is_empty()).map(key).collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+fn without_managed_fields(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    v
 }
 
 fn without_nulls(v: &Value) -> Value {
