@@ -4,4 +4,6 @@
 //! (DESIGN §3), the `LeaderPolicy` API types, identity and timing rules.
 
 pub mod clock;
+pub mod identity;
 pub mod lease;
+pub mod timing;
