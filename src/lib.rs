@@ -3,6 +3,7 @@
 //! The protocol library shared by `zen-lead-exec` and `zen-lead-controller`: the Lease protocol
 //! (DESIGN §3), the `LeaderPolicy` API types, identity and timing rules.
 
+pub mod api;
 pub mod clock;
 pub mod identity;
 pub mod lease;

@@ -7,6 +7,8 @@
 //! `decision` (the pure decision core: observed record + BOOTTIME clock -> action),
 //! `driver` (the async task: watch, conditional writes, renew, release).
 
+pub mod record;
+
 use std::time::Duration;
 
 use tokio::sync::watch;
