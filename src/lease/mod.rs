@@ -7,6 +7,7 @@
 //! `decision` (the pure decision core: observed record + BOOTTIME clock -> action),
 //! `driver` (the async task: watch, conditional writes, renew, release).
 
+pub mod decision;
 pub mod record;
 
 use std::time::Duration;
