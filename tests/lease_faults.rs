@@ -44,11 +44,11 @@ async fn partitioned_holder_steps_down_before_the_other_acquires() {
     assert_eq!(reason, LostReason::RenewDeadline);
     let last_deadline = a_states
         .iter()
-        .filter_map(|(_, s)| match s {
+        .rev()
+        .find_map(|(_, s)| match s {
             LeaderState::Leading { deadline, .. } => Some(*deadline),
             _ => None,
         })
-        .last()
         .expect("a published its deadline");
     // a stepped down at its deadline (it is not told anything else during the partition).
     assert!(
