@@ -216,3 +216,27 @@ async fn api_server_restart_drops_connections_without_losing_the_lease() {
     a.release().await.expect("release");
     wait_for(&mut sb, "b to lead after the release", is_leading).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_api_server_is_reported() {
+    init_tracing();
+    // A port that was free a moment ago and has no listener now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().expect("url"));
+    let client = zen_lead::client::from_config(config, "pod-a").expect("client");
+    let mut a = zen_lead::lease::Elector::spawn(
+        client,
+        common::config("nowhere", "pod-a", timing(2, 1, 500)),
+    );
+    let result = tokio::time::timeout(EVENTUALLY, a.leading())
+        .await
+        .expect("elector answers");
+    assert!(
+        matches!(result, Err(zen_lead::lease::LeaseError::Unreachable { .. })),
+        "{result:?}"
+    );
+}

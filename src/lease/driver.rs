@@ -809,6 +809,46 @@ mod tests {
         assert!(backoff(20, cap) >= cap / 2);
     }
 
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("msg", "Reason")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn errors_that_cannot_heal_are_not_retried() {
+        let config = ElectionConfig {
+            pool: "p".into(),
+            namespace: "ns".into(),
+            candidate: super::super::Candidate {
+                identity: "a".into(),
+                pod_uid: None,
+                session: "s".into(),
+            },
+            timing: super::super::Timing::default(),
+            min_hold: None,
+        };
+        let kind = |code| match classify(&config, api_error(code)).0 {
+            Failure::Stale => "stale",
+            Failure::Retry => "retry",
+            Failure::Fatal(LeaseError::Forbidden { .. }) => "forbidden",
+            Failure::Fatal(LeaseError::Api { .. }) => "api",
+            Failure::Fatal(_) => "other",
+        };
+        assert_eq!(kind(401), "forbidden");
+        assert_eq!(kind(403), "forbidden");
+        assert_eq!(kind(422), "api");
+        assert_eq!(kind(409), "stale");
+        assert_eq!(kind(404), "stale");
+        for code in [429, 500, 502, 503, 504] {
+            assert_eq!(kind(code), "retry", "{code}");
+        }
+        let transport = kube::Error::Service("connection reset".into());
+        assert!(matches!(classify(&config, transport).0, Failure::Retry));
+    }
+
     #[test]
     fn resource_versions_order_numerically() {
         assert!(not_newer(Some("9"), Some("10")));
