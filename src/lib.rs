@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod exec;
 pub mod identity;
 pub mod lease;
 pub mod timing;
