@@ -4,6 +4,7 @@
 //! (DESIGN §3), the `LeaderPolicy` API types, identity and timing rules.
 
 pub mod api;
+pub mod client;
 pub mod clock;
 pub mod exec;
 pub mod identity;

@@ -252,15 +252,17 @@ fn base(observed: &Lease, pool: &str) -> Lease {
     lease
 }
 
-/// Body of an acquisition of an observed Lease (empty, expired, or handed over): a new term.
+/// Body of an acquisition of an observed Lease (empty, expired, or handed over) with a new
+/// `term`: the observed term + 1, or more when the pool's high-water mark is higher
+/// (see [`super::decision`]).
 pub fn acquire(
     observed: &Lease,
     pool: &str,
     holder: &Holder,
     now: jiff::Timestamp,
     lease_duration: Duration,
+    term: u64,
 ) -> Lease {
-    let term = LeaseRecord::from_lease(observed).term + 1;
     let mut lease = base(observed, pool);
     set_holder(&mut lease, holder);
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
@@ -338,7 +340,7 @@ pub fn hand_to_controller(observed: &Lease, pool: &str, now: jiff::Timestamp) ->
 }
 
 /// Body of a controller handover (DESIGN §3.8): the controller gives the lease to `to` (a pod),
-/// a new term, `renewer: controller`.
+/// a new `term`, `renewer: controller`.
 pub fn controller_handover(
     observed: &Lease,
     pool: &str,
@@ -346,6 +348,7 @@ pub fn controller_handover(
     to_pod_uid: Option<&str>,
     now: jiff::Timestamp,
     lease_duration: Duration,
+    term: u64,
 ) -> Lease {
     let holder = Holder {
         identity: to_identity.to_owned(),
@@ -353,7 +356,7 @@ pub fn controller_handover(
         session: None,
         renewer: Renewer::Controller,
     };
-    acquire(observed, pool, &holder, now, lease_duration)
+    acquire(observed, pool, &holder, now, lease_duration, term)
 }
 
 #[cfg(test)]
@@ -415,7 +418,7 @@ mod tests {
             renewer: Renewer::SelfRenewing,
         };
         let bodies = [
-            acquire(&held, "pool", &other, ts(20), Duration::from_secs(15)),
+            acquire(&held, "pool", &other, ts(20), Duration::from_secs(15), 4),
             renew(&held, "pool", &me(), ts(2), Duration::from_secs(15)),
             release(&held, "pool", ts(3)),
             release_with_min_hold(&held, "pool", ts(3), Duration::from_millis(4500)),
@@ -427,6 +430,7 @@ mod tests {
                 Some("uid-b"),
                 ts(3),
                 Duration::from_secs(15),
+                4,
             ),
         ];
         for body in &bodies {
