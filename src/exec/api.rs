@@ -6,6 +6,7 @@ use std::time::Duration;
 use kube::Api;
 
 use crate::api::LeaderPolicy;
+use crate::client::ClientError;
 use crate::lease::Timing;
 
 /// The service account's namespace file, present in every pod with a mounted token.
@@ -55,25 +56,16 @@ pub enum ApiError {
     },
 }
 
-/// Loads the kubeconfig (`KUBECONFIG`, `~/.kube/config`, else in-cluster) and builds a client.
-pub async fn client() -> Result<kube::Client, ApiError> {
-    let mut config = kube::Config::infer()
-        .await
-        .map_err(|e| ApiError::LoadKubeconfig {
+/// Loads the kubeconfig (`KUBECONFIG`, `~/.kube/config`, else in-cluster) and builds the
+/// client with zen-lead's timeouts and a user agent naming `identity`.
+pub async fn client(identity: &str) -> Result<kube::Client, ApiError> {
+    crate::client::infer(identity).await.map_err(|e| match e {
+        ClientError::InferConfig(e) => ApiError::LoadKubeconfig {
             reason: super::one_line(&e),
-        })?;
-    // A dead endpoint must fail the connection quickly, not after the OS default of minutes.
-    config.connect_timeout = Some(Duration::from_secs(5));
-    let ua = format!(
-        "zen-lead-exec/{} (pid {})",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id()
-    );
-    if let Ok(value) = http::HeaderValue::from_str(&ua) {
-        config.headers.push((http::header::USER_AGENT, value));
-    }
-    kube::Client::try_from(config).map_err(|e| ApiError::BuildClient {
-        reason: super::one_line(&e),
+        },
+        ClientError::BuildClient(e) => ApiError::BuildClient {
+            reason: super::one_line(&e),
+        },
     })
 }
 

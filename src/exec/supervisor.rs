@@ -108,6 +108,7 @@ fn lease_error_code(error: &LeaseError) -> u8 {
         LeaseError::Forbidden { .. } => exit_code::PERMISSION_DENIED,
         LeaseError::Unmanaged { .. } => exit_code::UNMANAGED_LEASE,
         LeaseError::Unreachable { .. } | LeaseError::Api { .. } => exit_code::API_UNREACHABLE,
+        LeaseError::Stopped { .. } => exit_code::SOFTWARE,
     }
 }
 
@@ -155,9 +156,9 @@ enum Term {
 
 impl Supervisor {
     async fn run(mut self) -> Result<u8, ExecError> {
-        let client = api::client().await?;
-        let namespace = api::namespace(self.config.namespace.as_deref(), &client);
         let candidate = Candidate::from_process_env(self.config.identity.as_deref())?;
+        let client = api::client(&candidate.identity).await?;
+        let namespace = api::namespace(self.config.namespace.as_deref(), &client);
         let fallback = if self.config.timing.complete() {
             crate::lease::Timing::default()
         } else {
