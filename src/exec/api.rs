@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
 use crate::api::LeaderPolicy;
 use crate::client::ClientError;
 use crate::lease::Timing;
+use crate::lease::record::LeaseRecord;
 
 /// The service account's namespace file, present in every pod with a mounted token.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -134,4 +136,28 @@ pub async fn policy_timing(
         }
         Err(e) => Err(unreachable(super::one_line(&e))),
     }
+}
+
+/// Whether the pool's recorded holder looks dead by the wall clock (`renewTime +
+/// leaseDurationSeconds` in the past), and if so the record's lease duration.
+///
+/// Only a hint for `--on-follower skip|fail`: a CronJob copy skips at once when the holder looks
+/// alive, but waits for the elector's own (BOOTTIME) expiry judgement when the holder crashed
+/// without releasing, so that one crash does not make every later run skip. Never used to take
+/// the lease (DESIGN §3.2).
+pub async fn stale_holder(client: &kube::Client, namespace: &str, pool: &str) -> Option<Duration> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let lease = tokio::time::timeout(POLICY_READ_TIMEOUT, api.get_opt(pool))
+        .await
+        .ok()?
+        .ok()??;
+    let record = LeaseRecord::from_lease(&lease);
+    record.holder.as_ref()?;
+    let renewed = record.renew_time.or(record.acquire_time)?;
+    let seconds = u64::try_from(record.lease_duration_seconds?).ok()?;
+    let duration = Duration::from_secs(seconds);
+    let expires = renewed
+        .checked_add(jiff::SignedDuration::try_from(duration).ok()?)
+        .ok()?;
+    (expires < jiff::Timestamp::now()).then_some(duration)
 }

@@ -178,7 +178,7 @@ impl Supervisor {
         tracing::debug!(pool = %election.pool, %namespace, identity = %election.candidate.identity, ?timing, "campaigning");
         loop {
             let mut elector = Elector::spawn(client.clone(), election.clone());
-            let term = match self.campaign(&mut elector).await {
+            let term = match self.campaign(&mut elector, &client, &election).await {
                 Ok(Campaign::Leading(term)) => term,
                 Ok(Campaign::Skipped { holder }) => {
                     tracing::info!(pool = %election.pool, %holder, "another replica leads; skipping");
@@ -241,7 +241,12 @@ impl Supervisor {
 
     /// Campaigns until leading, following per `--on-follower`, a termination signal or the
     /// wait timeout.
-    async fn campaign(&mut self, elector: &mut Elector) -> Result<Campaign, ExecError> {
+    async fn campaign(
+        &mut self,
+        elector: &mut Elector,
+        client: &kube::Client,
+        election: &ElectionConfig,
+    ) -> Result<Campaign, ExecError> {
         let pool = self.config.pool.clone();
         let mut state = elector.state();
         let timeout = self.config.wait_timeout;
@@ -253,16 +258,36 @@ impl Supervisor {
         };
         tokio::pin!(give_up);
         let mut announced = None;
+        // skip/fail: when the holder looks dead, wait this long for the elector to take over.
+        let mut stale_until: Option<(String, BootInstant)> = None;
         loop {
             let current = state.borrow_and_update().clone();
             if let LeaderState::Following {
                 holder: Some(holder),
             } = current
             {
+                let judged = stale_until.as_ref().is_some_and(|(h, _)| *h == holder);
+                if self.config.on_follower != OnFollower::Wait && !judged {
+                    let until = match api::stale_holder(client, &election.namespace, &pool).await {
+                        Some(record_duration) => {
+                            let wait = record_duration + 2 * election.timing.retry_period;
+                            tracing::info!(%pool, %holder, wait = %humantime::format_duration(wait), "holder looks expired; waiting for its lease to run out");
+                            BootInstant::now() + wait
+                        }
+                        // Looks alive: follow at once.
+                        None => BootInstant::now(),
+                    };
+                    stale_until = Some((holder.clone(), until));
+                }
+                let follow_now = stale_until
+                    .as_ref()
+                    .is_some_and(|(_, until)| until.has_passed());
                 match self.config.on_follower {
-                    OnFollower::Skip => return Ok(Campaign::Skipped { holder }),
-                    OnFollower::Fail => return Err(ExecError::Follower { pool, holder }),
-                    OnFollower::Wait => {
+                    OnFollower::Skip if follow_now => return Ok(Campaign::Skipped { holder }),
+                    OnFollower::Fail if follow_now => {
+                        return Err(ExecError::Follower { pool, holder });
+                    }
+                    _ => {
                         if announced.as_ref() != Some(&holder) {
                             tracing::info!(%pool, %holder, "waiting: another replica leads");
                             announced = Some(holder);
@@ -270,11 +295,18 @@ impl Supervisor {
                     }
                 }
             }
+            let tick = stale_until
+                .as_ref()
+                .map(|(_, until)| *until)
+                .filter(|until| !until.has_passed())
+                .map_or(Duration::from_secs(3600), |until| {
+                    until.remaining().min(BOOTTIME_TICK)
+                });
             tokio::select! {
                 leading = elector.leading() => return Ok(Campaign::Leading(leading?)),
                 changed = state.changed() => {
                     if changed.is_err() {
-                        // The elector is gone; `leading` reports why on the next turn.
+                        // The elector is gone; `leading` reports why.
                         return Ok(Campaign::Leading(elector.leading().await?));
                     }
                 }
@@ -285,6 +317,7 @@ impl Supervisor {
                     Some(event) => tracing::debug!(?event, "ignored while not leading"),
                     None => return Err(ExecError::SignalThreadGone),
                 },
+                () = tokio::time::sleep(tick) => {}
                 () = &mut give_up => {
                     return Err(ExecError::WaitTimeout { pool, waited: timeout.unwrap_or_default() });
                 }
