@@ -1,1 +1,121 @@
-fn main() {}
+//! `zen-lead-testkit`: serve the API server emulator, or benchmark it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// A Kubernetes API server emulator for zen-lead's tests, benchmarks and demo.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve until SIGTERM/SIGINT.
+    Serve {
+        /// Listen address (loopback; port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0", env = "ZEN_LEAD_TESTKIT_ADDR")]
+        addr: SocketAddr,
+        /// Where to write a kubeconfig for the server.
+        #[arg(long, env = "ZEN_LEAD_TESTKIT_KUBECONFIG")]
+        kubeconfig: PathBuf,
+        /// Require bearer tokens and evaluate RBAC; the kubeconfig carries an admin token.
+        #[arg(long)]
+        auth: bool,
+        /// A token file: lines `token,user[,group1;group2]` (user may be
+        /// `system:serviceaccount:NS:NAME`).
+        #[arg(long, requires = "auth")]
+        token_file: Option<PathBuf>,
+        /// Serve HTTPS with a generated CA (written into the kubeconfig).
+        #[arg(long)]
+        tls: bool,
+        /// How many events the watch history keeps.
+        #[arg(long, default_value_t = 10_000)]
+        retained_events: usize,
+    },
+    /// Measure list/watch throughput and watch latency (loopback only).
+    Bench {
+        /// Objects to create.
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// Concurrent watchers.
+        #[arg(long, default_value_t = 1_000)]
+        watchers: usize,
+        /// Upper bound on the whole run, in seconds.
+        #[arg(long, default_value_t = 120)]
+        max_seconds: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            addr,
+            kubeconfig,
+            auth,
+            token_file,
+            tls,
+            retained_events,
+        } => {
+            let server = zen_lead_testkit::TestServer::builder()
+                .addr(addr)
+                .auth(auth)
+                .tls(tls)
+                .retained_events(retained_events)
+                .kubeconfig(&kubeconfig)
+                .start()
+                .await
+                .context("starting the server")?;
+            if let Some(path) = token_file {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                server
+                    .tokens()
+                    .load_file(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
+            println!("listening on {}", server.url());
+            println!("admin endpoint {}", server.admin_url());
+            println!("kubeconfig {}", kubeconfig.display());
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("installing the SIGTERM handler")?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            drop(server);
+            Ok(())
+        }
+        Command::Bench {
+            objects,
+            watchers,
+            max_seconds,
+        } => {
+            let report = zen_lead_testkit::bench::run(
+                objects,
+                watchers,
+                std::time::Duration::from_secs(max_seconds),
+            )
+            .await
+            .context("running the benchmark")?;
+            print!("{report}");
+            Ok(())
+        }
+    }
+}
