@@ -357,3 +357,77 @@ pub fn check_single_active(text: &str) -> Vec<Interval> {
     }
     all
 }
+
+/// The testkit API server, kept running on its own runtime while a sync test drives processes.
+pub struct ApiServer {
+    // Declared first: dropped (stopped) before its runtime.
+    pub server: zen_lead_testkit::TestServer,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("url", &self.server.url())
+            .finish()
+    }
+}
+
+impl ApiServer {
+    /// Starts a plain-HTTP server on a free loopback port.
+    pub fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rt
+            .block_on(zen_lead_testkit::TestServer::start())
+            .expect("start testkit server");
+        Self { server, rt }
+    }
+
+    /// Its kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        self.server.kubeconfig_path()
+    }
+
+    /// A launch of `zen-lead-exec` against this server, stderr in `scratch`.
+    pub fn launch(&self, scratch: &Scratch, name: &str) -> Launch {
+        Launch::new(self.kubeconfig(), scratch.path(&format!("{name}.stderr")))
+    }
+
+    /// The pool's Lease record, if it exists.
+    pub fn lease(&self, pool: &str) -> Option<zen_lead::lease::record::LeaseRecord> {
+        use k8s_openapi::api::coordination::v1::Lease;
+        let _runtime = self.rt.enter();
+        let client = self.server.client().expect("client");
+        self.rt.block_on(async {
+            let api: kube::Api<Lease> = kube::Api::namespaced(client, "default");
+            api.get_opt(pool)
+                .await
+                .expect("get lease")
+                .map(|l| zen_lead::lease::record::LeaseRecord::from_lease(&l))
+        })
+    }
+
+    /// The client identity (User-Agent) zen-lead-exec uses for `identity`.
+    pub fn agent(identity: &str) -> String {
+        zen_lead::client::user_agent(identity)
+    }
+
+    /// Partitions (or heals) one replica from the API server.
+    pub fn blackhole(&self, identity: &str, on: bool) {
+        self.server
+            .faults()
+            .blackhole(Some(&Self::agent(identity)), on);
+    }
+}
+
+impl Launch {
+    /// Adds `--` and a program path with no arguments.
+    pub fn arg_path(self, program: &Path) -> Self {
+        let program = program.as_os_str().to_owned();
+        self.args([OsString::from("--"), program])
+    }
+}
