@@ -27,6 +27,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod demo;
 pub mod discovery;
 pub mod errors;
 pub mod faults;
