@@ -185,7 +185,7 @@ impl Demo {
 
         step("Summary");
         let mut table = String::new();
-        let _ = writeln!(table, "  {:<20} {:>10}  {}", "event", "measured", "bound");
+        let _ = writeln!(table, "  {:<20} {:>10}  bound", "event", "measured");
         let _ = writeln!(
             table,
             "  {:<20} {:>7} ms  one watch event after the old child exited",
