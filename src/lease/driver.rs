@@ -294,11 +294,11 @@ impl Driver {
         Holder::candidate(&self.config.candidate)
     }
 
-    /// Longest a single request may take: never past the holder's deadline, and for a follower
-    /// no longer than a renew deadline (an acquisition that took longer would land already
-    /// past its own deadline).
+    /// Longest a single request may take: never past the holder's deadline, and never more
+    /// than half the renew deadline, so that a request stuck on a dead connection leaves time
+    /// for a second attempt on a fresh one before the deadline.
     fn request_timeout(&self) -> Duration {
-        let cap = self.config.timing.renew_deadline;
+        let cap = self.config.timing.renew_deadline / 2;
         match self.leading {
             Some(leading) => leading.deadline(&self.config.timing).remaining().min(cap),
             None => cap,
