@@ -507,7 +507,14 @@ impl Driver {
             Ok(Err(error)) => match classify(&self.config, error) {
                 (Failure::Stale, _) => {
                     debug!(?kind, "conditional write lost; observing again");
-                    self.refresh().await
+                    let used = body.metadata.resource_version.clone();
+                    self.refresh().await?;
+                    if used.is_some() && self.current_version() == used.as_deref() {
+                        // The server refused a write on the version it still shows: back off
+                        // rather than spin.
+                        self.fail();
+                    }
+                    Ok(())
                 }
                 (Failure::Retry, error) => {
                     debug!(?kind, ?error, "lease write failed; retrying");
