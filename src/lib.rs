@@ -6,6 +6,7 @@
 pub mod api;
 pub mod client;
 pub mod clock;
+pub mod exec;
 pub mod identity;
 pub mod lease;
 pub mod timing;

@@ -3,6 +3,13 @@
 //! Pure functions on JSON values; the HTTP layer decodes the body and stores the result.
 //! CONTRACT (owned by the testkit-semantics work): signatures are fixed, bodies are filled in.
 
+pub mod apply;
+pub mod json;
+pub mod keys;
+pub mod managed_fields;
+pub mod merge;
+pub mod strategic;
+
 use serde_json::Value;
 
 use crate::errors::ApiError;
@@ -53,12 +60,20 @@ pub struct Target<'a> {
 /// Errors: 400 for an undecodable patch, 422 for a failed JSON-patch `test`/path,
 /// 415 for strategic merge on a custom resource.
 pub fn patch(
-    _ty: PatchType,
-    _target: &Target<'_>,
-    _current: &Value,
-    _body: &[u8],
+    ty: PatchType,
+    target: &Target<'_>,
+    current: &Value,
+    body: &[u8],
 ) -> Result<Value, ApiError> {
-    todo!("testkit-semantics")
+    match ty {
+        PatchType::Json => json::apply(current, body),
+        PatchType::Merge => merge::apply(current, body),
+        PatchType::StrategicMerge => strategic::apply(target, current, body),
+        // Apply has its own entry point because it needs the manager and force flag.
+        PatchType::Apply => Err(ApiError::internal(
+            "server-side apply must go through patch::server_side_apply",
+        )),
+    }
 }
 
 /// Server-side apply of `body` (YAML or JSON) by `manager` to `current` (None: create).
@@ -66,17 +81,17 @@ pub fn patch(
 /// conflicts with another manager as 409 unless `force`, and removes fields the manager
 /// applied before and no longer applies (when no other manager owns them).
 pub fn server_side_apply(
-    _target: &Target<'_>,
-    _current: Option<&Value>,
-    _body: &[u8],
-    _manager: &str,
-    _force: bool,
+    target: &Target<'_>,
+    current: Option<&Value>,
+    body: &[u8],
+    manager: &str,
+    force: bool,
 ) -> Result<Value, ApiError> {
-    todo!("testkit-semantics")
+    apply::server_side_apply(target, current, body, manager, force)
 }
 
 /// Records an `Update` (non-apply) write by `manager` in `metadata.managedFields` of `new`,
 /// taking ownership of the fields that changed from `old`. Call after create/update/patch.
-pub fn track_update(_old: Option<&Value>, _new: &mut Value, _manager: &str, _subresource: &str) {
-    todo!("testkit-semantics")
+pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) {
+    managed_fields::track_update(old, new, manager, subresource)
 }

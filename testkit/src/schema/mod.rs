@@ -2,6 +2,14 @@
 //!
 //! CONTRACT (owned by the testkit-semantics work): signatures are fixed, bodies are filled in.
 
+pub mod cel;
+pub mod defaults;
+pub mod node;
+pub mod prune;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use crate::errors::Cause;
@@ -9,32 +17,55 @@ use crate::errors::Cause;
 /// A compiled `openAPIV3Schema` of one served CRD version.
 #[derive(Debug, Clone)]
 pub struct Schema {
-    _raw: Value,
+    raw: Value,
+    /// CEL rules by the JSON pointer of the schema node that carries them.
+    rules: BTreeMap<String, Vec<cel::Rule>>,
 }
 
 impl Schema {
     /// Compiles `spec.versions[].schema.openAPIV3Schema`. Errors name the bad part of the schema
     /// (including a CEL rule that does not parse).
-    pub fn compile(_openapi_v3_schema: &Value) -> Result<Self, String> {
-        todo!("testkit-semantics")
+    pub fn compile(openapi_v3_schema: &Value) -> Result<Self, String> {
+        if !openapi_v3_schema.is_object() {
+            return Err("openAPIV3Schema: must be an object".into());
+        }
+        let mut rules = BTreeMap::new();
+        cel::compile_all(openapi_v3_schema, "", &mut rules)?;
+        validate::check_schema(openapi_v3_schema, "openAPIV3Schema")?;
+        Ok(Self {
+            raw: openapi_v3_schema.clone(),
+            rules,
+        })
+    }
+
+    /// The schema as given.
+    pub fn raw(&self) -> &Value {
+        &self.raw
     }
 
     /// Fills `default`s into `obj`, as kube-apiserver does on create, update and read.
-    pub fn apply_defaults(&self, _obj: &mut Value) {
-        todo!("testkit-semantics")
+    pub fn apply_defaults(&self, obj: &mut Value) {
+        defaults::apply(&self.raw, obj);
     }
 
     /// Drops fields the schema does not know (unless `x-kubernetes-preserve-unknown-fields`).
     /// Returns the dropped fields' paths, for `fieldValidation=Strict|Warn`.
-    pub fn prune(&self, _obj: &mut Value) -> Vec<String> {
-        todo!("testkit-semantics")
+    pub fn prune(&self, obj: &mut Value) -> Vec<String> {
+        prune::prune(&self.raw, obj)
     }
 
     /// Validates type, enum, minimum/maximum, required, pattern, lengths and CEL rules
     /// (`old` is the stored object on update, for transition rules).
     /// Causes have kube-apiserver's fields and messages, e.g. field `spec.leaseDurationSeconds`,
     /// message `Invalid value: 0: spec.leaseDurationSeconds in body should be greater than or equal to 1`.
-    pub fn validate(&self, _obj: &Value, _old: Option<&Value>) -> Vec<Cause> {
-        todo!("testkit-semantics")
+    pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        validate::validate(&self.raw, obj, &mut causes);
+        // CEL rules run only on values that passed the structural checks, as on the real
+        // server, where a type error would make the rule meaningless.
+        if causes.is_empty() {
+            cel::validate_all(&self.raw, &self.rules, obj, old, &mut causes);
+        }
+        causes
     }
 }

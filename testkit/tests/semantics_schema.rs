@@ -1,0 +1,255 @@
+//! Schema semantics of a LeaderPolicy-like CRD: defaults, pruning, validation and CEL.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+use zen_lead_testkit::schema::Schema;
+
+fn leader_policy_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "default": {},
+                "properties": {
+                    "leaseDurationSeconds": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 3600, "default": 15},
+                    "renewDeadlineSeconds": {"type": "integer", "format": "int32", "minimum": 1, "default": 10},
+                    "retryPeriodSeconds": {"type": "integer", "format": "int32", "minimum": 1, "default": 2},
+                    "identityStrategy": {"type": "string", "enum": ["pod", "custom"], "default": "pod"},
+                    "followerMode": {"type": "string", "enum": ["standby", "scaleDown"], "default": "standby"}
+                },
+                "x-kubernetes-validations": [
+                    {"rule": "self.renewDeadlineSeconds < self.leaseDurationSeconds",
+                     "message": "renewDeadlineSeconds must be less than leaseDurationSeconds"},
+                    {"rule": "double(self.renewDeadlineSeconds) > 1.2 * double(self.retryPeriodSeconds)",
+                     "message": "renewDeadlineSeconds must be greater than 1.2 * retryPeriodSeconds"}
+                ]
+            },
+            "status": {
+                "type": "object",
+                "properties": {
+                    "phase": {"type": "string"},
+                    "term": {"type": "integer"},
+                    "conditions": {"type": "array", "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["type"],
+                        "items": {"type": "object", "required": ["type", "status"], "properties": {
+                            "type": {"type": "string"}, "status": {"type": "string"}}}}
+                },
+                "x-kubernetes-validations": [
+                    {"rule": "!has(oldSelf.term) || !has(self.term) || self.term >= oldSelf.term",
+                     "message": "term must not decrease", "reason": "FieldValueForbidden"}
+                ]
+            }
+        }
+    })
+}
+
+/// (reason, field, message) of one expected cause.
+type Expected<'a> = (&'a str, &'a str, &'a str);
+
+fn lp(spec: Value) -> Value {
+    json!({"apiVersion": "coordination.kube-zen.io/v1alpha1", "kind": "LeaderPolicy",
+           "metadata": {"name": "p", "namespace": "default"}, "spec": spec})
+}
+
+/// Defaults, prunes and validates like the real create path.
+fn admit(
+    schema: &Schema,
+    mut obj: Value,
+    old: Option<&Value>,
+) -> (Value, Vec<(String, String, String)>) {
+    schema.prune(&mut obj);
+    schema.apply_defaults(&mut obj);
+    let causes = schema
+        .validate(&obj, old)
+        .into_iter()
+        .map(|c| (c.reason, c.field, c.message))
+        .collect();
+    (obj, causes)
+}
+
+#[test]
+fn empty_spec_gets_all_defaults_and_passes_cel() {
+    let schema = Schema::compile(&leader_policy_schema()).unwrap();
+    let (obj, causes) = admit(
+        &schema,
+        json!({"apiVersion": "x/v1", "kind": "LeaderPolicy", "metadata": {"name": "p"}}),
+        None,
+    );
+    assert_eq!(causes, vec![]);
+    assert_eq!(
+        obj["spec"],
+        json!({"leaseDurationSeconds": 15, "renewDeadlineSeconds": 10, "retryPeriodSeconds": 2,
+               "identityStrategy": "pod", "followerMode": "standby"})
+    );
+}
+
+#[test]
+fn validation_table() {
+    let schema = Schema::compile(&leader_policy_schema()).unwrap();
+    let inv = "FieldValueInvalid";
+    let cases: Vec<(Value, Vec<Expected>)> = vec![
+        (
+            json!({"leaseDurationSeconds": 30, "renewDeadlineSeconds": 20, "retryPeriodSeconds": 5}),
+            vec![],
+        ),
+        (
+            json!({"leaseDurationSeconds": 0}),
+            vec![(
+                inv,
+                "spec.leaseDurationSeconds",
+                "Invalid value: 0: spec.leaseDurationSeconds in body should be greater than or equal to 1",
+            )],
+        ),
+        (
+            // Only renewDeadline given: the rule compares it with the defaulted leaseDuration.
+            json!({"renewDeadlineSeconds": 15}),
+            vec![(
+                inv,
+                "spec",
+                "Invalid value: \"object\": renewDeadlineSeconds must be less than leaseDurationSeconds",
+            )],
+        ),
+        (
+            json!({"renewDeadlineSeconds": 2, "retryPeriodSeconds": 2}),
+            vec![(
+                inv,
+                "spec",
+                "Invalid value: \"object\": renewDeadlineSeconds must be greater than 1.2 * retryPeriodSeconds",
+            )],
+        ),
+        (
+            json!({"identityStrategy": "x"}),
+            vec![(
+                "FieldValueNotSupported",
+                "spec.identityStrategy",
+                "Unsupported value: \"x\": supported values: \"pod\", \"custom\"",
+            )],
+        ),
+    ];
+    for (spec, want) in cases {
+        let (_, got) = admit(&schema, lp(spec.clone()), None);
+        let want: Vec<(String, String, String)> = want
+            .into_iter()
+            .map(|(r, f, m)| (r.to_string(), f.to_string(), m.to_string()))
+            .collect();
+        assert_eq!(got, want, "{spec}");
+    }
+}
+
+#[test]
+fn unknown_fields_are_pruned_and_reported() {
+    let schema = Schema::compile(&leader_policy_schema()).unwrap();
+    let mut obj = lp(json!({"leaseDurationSeconds": 20, "bogus": 1}));
+    obj["extra"] = json!(true);
+    let mut dropped = schema.prune(&mut obj);
+    dropped.sort();
+    assert_eq!(dropped, vec!["extra", "spec.bogus"]);
+    assert_eq!(obj["spec"], json!({"leaseDurationSeconds": 20}));
+    assert_eq!(obj["metadata"]["name"], "p");
+}
+
+#[test]
+fn transition_rule_runs_only_on_update() {
+    let schema = Schema::compile(&leader_policy_schema()).unwrap();
+    let mut old = lp(json!({}));
+    old["status"] = json!({"term": 5});
+    let mut new = old.clone();
+    new["status"]["term"] = json!(4);
+    let (_, create) = admit(&schema, new.clone(), None);
+    assert_eq!(create, vec![]);
+    let (_, update) = admit(&schema, new, Some(&old));
+    assert_eq!(
+        update,
+        vec![(
+            "FieldValueForbidden".into(),
+            "status".into(),
+            "Forbidden: term must not decrease".into()
+        )]
+    );
+    let mut up = old.clone();
+    up["status"]["term"] = json!(6);
+    assert_eq!(admit(&schema, up, Some(&old)).1, vec![]);
+}
+
+#[test]
+fn list_items_are_validated_with_index_paths() {
+    let schema = Schema::compile(&leader_policy_schema()).unwrap();
+    let mut obj = lp(json!({}));
+    obj["status"] =
+        json!({"conditions": [{"type": "Valid", "status": "True"}, {"type": "LeaderElected"}]});
+    let (_, causes) = admit(&schema, obj, None);
+    assert_eq!(
+        causes,
+        vec![(
+            "FieldValueRequired".into(),
+            "status.conditions[1].status".into(),
+            "Required value".into()
+        )]
+    );
+}
+
+#[test]
+fn cel_message_expression_field_path_and_errors() {
+    let schema = Schema::compile(&json!({"type": "object", "properties": {"spec": {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "r": {"type": "number"}, "s": {"type": "string"}},
+    "x-kubernetes-validations": [
+        {"rule": "self.a > 1", "messageExpression": "'a is ' + string(self.a)", "fieldPath": ".a"},
+        {"rule": "!has(self.s) || size(self.s) < 3"},
+        {"rule": "self.r < 2.0", "reason": "FieldValueForbidden", "message": "r too big"}
+    ]}}}))
+    .unwrap();
+    let causes: Vec<(String, String, String)> = schema
+        .validate(&json!({"spec": {"a": 1, "r": 3, "s": "abcd"}}), None)
+        .into_iter()
+        .map(|c| (c.reason, c.field, c.message))
+        .collect();
+    assert_eq!(
+        causes,
+        vec![
+            (
+                "FieldValueInvalid".into(),
+                "spec.a".into(),
+                "Invalid value: \"object\": a is 1".into()
+            ),
+            (
+                "FieldValueInvalid".into(),
+                "spec".into(),
+                "Invalid value: \"object\": failed rule: !has(self.s) || size(self.s) < 3".into()
+            ),
+            (
+                "FieldValueForbidden".into(),
+                "spec".into(),
+                "Forbidden: r too big".into()
+            ),
+        ]
+    );
+    // A missing field the rule reads is an evaluation error, reported at the rule's fieldPath.
+    let causes = schema.validate(&json!({"spec": {"r": 1}}), None);
+    assert_eq!(causes.len(), 1);
+    assert_eq!(causes[0].field, "spec.a");
+    assert!(
+        causes[0].message.contains("evaluating rule: self.a > 1"),
+        "{}",
+        causes[0].message
+    );
+}
+
+#[test]
+fn compile_rejects_bad_rules_and_patterns() {
+    let bad_rule = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "x-kubernetes-validations": [{"rule": "self.a <"}]}}});
+    let err = Schema::compile(&bad_rule).unwrap_err();
+    assert!(
+        err.starts_with("openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"),
+        "{err}"
+    );
+    let bad_pattern =
+        json!({"type": "object", "properties": {"s": {"type": "string", "pattern": "(["}}});
+    assert!(Schema::compile(&bad_pattern).is_err());
+    assert!(Schema::compile(&json!("nope")).is_err());
+}
