@@ -252,3 +252,90 @@ fn compile_rejects_bad_rules_and_patterns() {
     assert!(Schema::compile(&bad_pattern).is_err());
     assert!(Schema::compile(&json!("nope")).is_err());
 }
+
+/// The product's own CRD (config/crd/bases), as the testkit serves it.
+fn repo_crd_schema() -> Schema {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/crd/bases/coordination.kube-zen.io_leaderpolicies.yaml");
+    let crd: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    Schema::compile(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]).unwrap()
+}
+
+#[test]
+fn repo_leader_policy_crd_defaults_validates_and_runs_its_cel_rules() {
+    let schema = repo_crd_schema();
+    let (obj, causes) = admit(&schema, lp(json!({})), None);
+    assert_eq!(causes, vec![]);
+    assert_eq!(obj["spec"]["leaseDurationSeconds"], 15);
+    assert_eq!(obj["spec"]["renewDeadlineSeconds"], 10);
+    assert_eq!(obj["spec"]["retryPeriodSeconds"], 2);
+    assert_eq!(obj["spec"]["identityStrategy"], "pod");
+    assert_eq!(obj["spec"]["followerMode"], "standby");
+
+    let fields = |spec: Value| -> Vec<(String, String)> {
+        admit(&schema, lp(spec), None)
+            .1
+            .into_iter()
+            .map(|(reason, field, _)| (reason, field))
+            .collect()
+    };
+    let inv = |f: &str| ("FieldValueInvalid".to_string(), f.to_string());
+    assert_eq!(
+        fields(json!({"leaseDurationSeconds": 0})),
+        vec![inv("spec.leaseDurationSeconds")]
+    );
+    assert_eq!(
+        fields(json!({"leaseDurationSeconds": 3601})),
+        vec![inv("spec.leaseDurationSeconds")]
+    );
+    // renewDeadline >= leaseDuration (the defaulted 15) breaks the first CEL rule.
+    assert_eq!(
+        fields(json!({"renewDeadlineSeconds": 15})),
+        vec![inv("spec")]
+    );
+    // renewDeadline 2 <= 1.2 x retryPeriod 2 breaks the second.
+    assert_eq!(
+        fields(json!({"renewDeadlineSeconds": 2})),
+        vec![inv("spec")]
+    );
+    assert_eq!(
+        fields(json!({"identityStrategy": "x"})),
+        vec![(
+            "FieldValueNotSupported".into(),
+            "spec.identityStrategy".into()
+        )]
+    );
+    let missing_spec = admit(
+        &schema,
+        json!({"apiVersion": "coordination.kube-zen.io/v1alpha1",
+        "kind": "LeaderPolicy", "metadata": {"name": "p"}}),
+        None,
+    )
+    .1;
+    assert_eq!(
+        missing_spec,
+        vec![(
+            "FieldValueRequired".into(),
+            "spec".into(),
+            "Required value".into()
+        )]
+    );
+
+    // A status as the controller writes it passes, nulls included.
+    let mut obj = lp(json!({}));
+    obj["status"] = json!({"phase": "Stable", "term": 3, "candidates": 2, "readyCandidates": 2,
+        "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z",
+        "currentHolder": {"name": "a", "uid": "u", "identity": "a", "since": null, "renewer": "self"},
+        "conditions": [{"type": "LeaderElected", "status": "True", "reason": "LeaderActive",
+            "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+    assert_eq!(admit(&schema, obj.clone(), None).1, vec![]);
+    obj["status"]["phase"] = json!("Leading");
+    assert_eq!(
+        admit(&schema, obj, None).1,
+        vec![(
+            "FieldValueNotSupported".into(),
+            "status.phase".into(),
+            "Unsupported value: \"Leading\": supported values: \"Electing\", \"Stable\"".into()
+        )]
+    );
+}
