@@ -90,6 +90,19 @@ pub fn server_side_apply(
     apply::server_side_apply(target, current, body, manager, force)
 }
 
+/// [`server_side_apply`] through a subresource (`status`): the `Apply` entry in
+/// `managedFields` carries `subresource`, and conflicts are judged against it.
+pub fn server_side_apply_subresource(
+    target: &Target<'_>,
+    current: &Value,
+    body: &[u8],
+    manager: &str,
+    force: bool,
+    subresource: &str,
+) -> Result<Value, ApiError> {
+    apply::server_side_apply_to(target, Some(current), body, manager, force, subresource)
+}
+
 /// Records an `Update` (non-apply) write by `manager` in `metadata.managedFields` of `new`,
 /// taking ownership of the fields that changed from `old`. Call after create/update/patch.
 pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) {
