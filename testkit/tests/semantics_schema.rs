@@ -47,6 +47,9 @@ fn leader_policy_schema() -> Value {
     })
 }
 
+/// The cause apiextensions adds when a type or enum error kept the CEL rules from running.
+const BLOCKED: &str = "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
 /// (reason, field, message) of one expected cause.
 type Expected<'a> = (&'a str, &'a str, &'a str);
 
@@ -97,11 +100,11 @@ fn validation_table() {
             vec![],
         ),
         (
-            json!({"leaseDurationSeconds": 0}),
+            json!({"leaseDurationSeconds": 3601, "renewDeadlineSeconds": 20, "retryPeriodSeconds": 2}),
             vec![(
                 inv,
                 "spec.leaseDurationSeconds",
-                "Invalid value: 0: spec.leaseDurationSeconds in body should be greater than or equal to 1",
+                "Invalid value: 3601: spec.leaseDurationSeconds in body should be less than or equal to 3600",
             )],
         ),
         (
@@ -122,12 +125,32 @@ fn validation_table() {
             )],
         ),
         (
-            json!({"identityStrategy": "x"}),
-            vec![(
-                "FieldValueNotSupported",
-                "spec.identityStrategy",
-                "Unsupported value: \"x\": supported values: \"pod\", \"custom\"",
-            )],
+            // The enum error blocks the CEL rules (which would fail too), and says so.
+            json!({"identityStrategy": "x", "renewDeadlineSeconds": 20}),
+            vec![
+                (
+                    "FieldValueNotSupported",
+                    "spec.identityStrategy",
+                    "Unsupported value: \"x\": supported values: \"pod\", \"custom\"",
+                ),
+                (inv, "<nil>", BLOCKED),
+            ],
+        ),
+        (
+            // A range error does not block them.
+            json!({"leaseDurationSeconds": 0, "renewDeadlineSeconds": 5}),
+            vec![
+                (
+                    inv,
+                    "spec.leaseDurationSeconds",
+                    "Invalid value: 0: spec.leaseDurationSeconds in body should be greater than or equal to 1",
+                ),
+                (
+                    inv,
+                    "spec",
+                    "Invalid value: \"object\": renewDeadlineSeconds must be less than leaseDurationSeconds",
+                ),
+            ],
         ),
     ];
     for (spec, want) in cases {
@@ -282,7 +305,8 @@ fn repo_leader_policy_crd_defaults_validates_and_runs_its_cel_rules() {
     let inv = |f: &str| ("FieldValueInvalid".to_string(), f.to_string());
     assert_eq!(
         fields(json!({"leaseDurationSeconds": 0})),
-        vec![inv("spec.leaseDurationSeconds")]
+        // The defaulted renewDeadline (10) is then not below it: the CEL rule fails as well.
+        vec![inv("spec.leaseDurationSeconds"), inv("spec")]
     );
     assert_eq!(
         fields(json!({"leaseDurationSeconds": 3601})),
@@ -300,10 +324,13 @@ fn repo_leader_policy_crd_defaults_validates_and_runs_its_cel_rules() {
     );
     assert_eq!(
         fields(json!({"identityStrategy": "x"})),
-        vec![(
-            "FieldValueNotSupported".into(),
-            "spec.identityStrategy".into()
-        )]
+        vec![
+            (
+                "FieldValueNotSupported".into(),
+                "spec.identityStrategy".into()
+            ),
+            inv("<nil>")
+        ]
     );
     let missing_spec = admit(
         &schema,
@@ -332,10 +359,47 @@ fn repo_leader_policy_crd_defaults_validates_and_runs_its_cel_rules() {
     obj["status"]["phase"] = json!("Leading");
     assert_eq!(
         admit(&schema, obj, None).1,
-        vec![(
-            "FieldValueNotSupported".into(),
-            "status.phase".into(),
-            "Unsupported value: \"Leading\": supported values: \"Electing\", \"Stable\"".into()
-        )]
+        vec![
+            (
+                "FieldValueNotSupported".into(),
+                "status.phase".into(),
+                "Unsupported value: \"Leading\": supported values: \"Electing\", \"Stable\"".into()
+            ),
+            ("FieldValueInvalid".into(), "<nil>".into(), BLOCKED.into())
+        ]
+    );
+}
+
+#[test]
+fn list_map_and_set_duplicates_are_rejected() {
+    let schema = Schema::compile(&json!({"type": "object", "properties": {"status": {"type": "object", "properties": {
+        "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+            "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}},
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}
+    }}}}))
+    .unwrap();
+    let causes: Vec<(String, String, String)> = schema
+        .validate(
+            &json!({"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "A", "status": "False"}],
+                               "tags": ["x", "y", "x"]}}),
+            None,
+        )
+        .into_iter()
+        .map(|c| (c.reason, c.field, c.message))
+        .collect();
+    assert_eq!(
+        causes,
+        vec![
+            (
+                "FieldValueDuplicate".into(),
+                "status.conditions[1]".into(),
+                "Duplicate value: map[string]interface {}{\"type\":\"A\"}".into()
+            ),
+            (
+                "FieldValueDuplicate".into(),
+                "status.tags[2]".into(),
+                "Duplicate value: \"x\"".into()
+            ),
+        ]
     );
 }

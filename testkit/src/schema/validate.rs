@@ -352,6 +352,66 @@ fn walk(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     }
 }
 
+/// `x-kubernetes-list-type: map|set` invariants: no two items with the same keys / value.
+pub fn list_invariants(schema: &Value, value: &Value, causes: &mut Vec<Cause>) {
+    list_walk(schema, value, "", causes);
+}
+
+fn list_walk(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
+    match value {
+        Value::Object(obj) => {
+            for (name, child) in obj {
+                if let Some(prop) = node::property(schema, name) {
+                    list_walk(prop, child, &node::child_path(path, name), causes);
+                } else if let Some(add) = node::additional(schema) {
+                    list_walk(add, child, &node::key_path(path, name), causes);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
+            let keys: Vec<&str> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|k| k.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            for (i, item) in items.iter().enumerate() {
+                let earlier = &items[..i];
+                let duplicate = match list_type {
+                    Some("set") => earlier.contains(item),
+                    Some("map") if !keys.is_empty() => earlier
+                        .iter()
+                        .any(|e| keys.iter().all(|k| e.get(*k) == item.get(*k))),
+                    _ => false,
+                };
+                if duplicate {
+                    let shown = match list_type {
+                        Some("map") => {
+                            let key: serde_json::Map<String, Value> = keys
+                                .iter()
+                                .filter_map(|k| item.get(*k).map(|v| ((*k).to_string(), v.clone())))
+                                .collect();
+                            format!("map[string]interface {{}}{}", Value::Object(key))
+                        }
+                        _ => go_value(item),
+                    };
+                    causes.push(Cause {
+                        reason: "FieldValueDuplicate".into(),
+                        message: format!("Duplicate value: {shown}"),
+                        field: node::index_path(path, i),
+                    });
+                }
+            }
+            if let Some(item_schema) = node::items(schema) {
+                for (i, item) in items.iter().enumerate() {
+                    list_walk(item_schema, item, &node::index_path(path, i), causes);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Loose checks of the string formats CRDs commonly use.
 fn format_ok(format: &str, s: &str) -> bool {
     match format {
