@@ -3,5 +3,10 @@
 //! The protocol library shared by `zen-lead-exec` and `zen-lead-controller`: the Lease protocol
 //! (DESIGN §3), the `LeaderPolicy` API types, identity and timing rules.
 
+pub mod api;
+pub mod client;
 pub mod clock;
+pub mod exec;
+pub mod identity;
 pub mod lease;
+pub mod timing;

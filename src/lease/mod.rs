@@ -7,9 +7,13 @@
 //! `decision` (the pure decision core: observed record + BOOTTIME clock -> action),
 //! `driver` (the async task: watch, conditional writes, renew, release).
 
+pub mod decision;
+mod driver;
+pub mod record;
+
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::BootInstant;
 
@@ -125,6 +129,15 @@ pub enum LeaseError {
         #[source]
         source: kube::Error,
     },
+    /// The elector stopped (it lost the lease, was released, or its task ended) before it
+    /// could do what was asked.
+    #[error("the elector for lease {namespace}/{pool} has stopped")]
+    Stopped {
+        /// Pool.
+        pool: String,
+        /// Namespace.
+        namespace: String,
+    },
     /// Any other API failure.
     #[error("lease {namespace}/{pool}: API request failed")]
     Api {
@@ -142,13 +155,30 @@ pub enum LeaseError {
 #[derive(Debug)]
 pub struct Elector {
     state: watch::Receiver<LeaderState>,
+    commands: mpsc::Sender<driver::Command>,
+    task: Option<tokio::task::JoinHandle<Result<(), LeaseError>>>,
+    failure: Option<LeaseError>,
+    pool: String,
+    namespace: String,
 }
 
 impl Elector {
     /// Starts campaigning: observes the pool's Lease (watch, no polling), acquires it when
     /// allowed, renews while leading, and publishes the state.
-    pub fn spawn(_client: kube::Client, _config: ElectionConfig) -> Self {
-        todo!("protocol")
+    pub fn spawn(client: kube::Client, config: ElectionConfig) -> Self {
+        let (state_tx, state) = watch::channel(LeaderState::Starting);
+        let (commands, commands_rx) = mpsc::channel(1);
+        let pool = config.pool.clone();
+        let namespace = config.namespace.clone();
+        let task = driver::spawn(client, config, state_tx, commands_rx);
+        Self {
+            state,
+            commands,
+            task: Some(task),
+            failure: None,
+            pool,
+            namespace,
+        }
     }
 
     /// The state channel.
@@ -156,26 +186,89 @@ impl Elector {
         self.state.clone()
     }
 
+    fn stopped(&self) -> LeaseError {
+        LeaseError::Stopped {
+            pool: self.pool.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+
+    /// Waits for the task to end and keeps its error, if any.
+    async fn join(&mut self) {
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => self.failure = Some(error),
+                Err(join) => {
+                    tracing::debug!(error = %join, "elector task ended abnormally");
+                }
+            }
+        }
+    }
+
     /// Waits until this candidate leads, the elector loses for good, or fails.
     /// Returns the term. Fails with a [`LeaseError`] that cannot heal (RBAC, unmanaged lease).
     pub async fn leading(&mut self) -> Result<u64, LeaseError> {
-        todo!("protocol")
+        loop {
+            let state = self.state.borrow_and_update().clone();
+            match state {
+                LeaderState::Leading { term, .. } => return Ok(term),
+                LeaderState::Lost { .. } => return Err(self.stopped()),
+                LeaderState::Starting | LeaderState::Following { .. } => {}
+            }
+            if self.state.changed().await.is_err() {
+                // The task ended: report why.
+                self.join().await;
+                return Err(self.failure.take().unwrap_or_else(|| self.stopped()));
+            }
+        }
     }
 
     /// Stops campaigning. If leading: empties the holder in one conditional write (honouring
     /// `min_hold`), so that a standby takes over at once. Call only after the work has stopped.
-    pub async fn release(self) -> Result<(), LeaseError> {
-        todo!("protocol")
+    pub async fn release(mut self) -> Result<(), LeaseError> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(driver::Command::Release(reply))
+            .await
+            .is_ok()
+            && let Ok(result) = answer.await
+        {
+            self.join().await;
+            return result;
+        }
+        // The task had already stopped: nothing is held by us any more.
+        self.join().await;
+        match self.failure.take() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     /// Gate mode (DESIGN §4): while leading, marks the Lease `renewer: controller` in one
     /// conditional write and stops renewing. Returns the term.
-    pub async fn hand_to_controller(self) -> Result<u64, LeaseError> {
-        todo!("protocol")
+    pub async fn hand_to_controller(mut self) -> Result<u64, LeaseError> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(driver::Command::HandToController(reply))
+            .await
+            .is_ok()
+            && let Ok(result) = answer.await
+        {
+            self.join().await;
+            return result;
+        }
+        self.join().await;
+        Err(self.failure.take().unwrap_or_else(|| self.stopped()))
     }
 
     /// Errors the elector hit that cannot heal, if it stopped because of one.
     pub async fn failure(&mut self) -> Option<LeaseError> {
-        todo!("protocol")
+        if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+            self.join().await;
+        }
+        self.failure.take()
     }
 }

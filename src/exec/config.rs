@@ -1,0 +1,504 @@
+//! Command line and environment of `zen-lead-exec`: clap parses raw args, [`Config::from_cli`]
+//! turns them into a validated [`Config`] before anything runs.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nix::sys::signal::Signal;
+
+use crate::lease::Timing;
+use crate::timing::{self, TimingError};
+
+/// Default `--kill-grace`: with the default 10s renew deadline it stays below the 15s lease.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs a command only while this replica holds the pool's Lease.
+#[derive(Debug, Parser)]
+#[command(
+    name = "zen-lead-exec",
+    version,
+    override_usage = "zen-lead-exec [OPTIONS] -- CMD [ARGS...]\n       zen-lead-exec gate [OPTIONS]",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Gate mode instead of running a command.
+    #[command(subcommand)]
+    pub subcommand: Option<Command>,
+    /// Options shared by both modes.
+    #[command(flatten)]
+    pub options: Options,
+    /// The command to run while leading, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// For initContainers: acquire (or wait for) the lease, hand renewing to the controller, exit 0.
+    Gate {
+        /// Options shared by both modes.
+        #[command(flatten)]
+        options: Options,
+    },
+}
+
+/// Options shared by the run and gate modes.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// The pool: the name of the LeaderPolicy and of its Lease.
+    #[arg(long, env = "ZEN_LEAD_POOL")]
+    pub pool: Option<String>,
+    /// Namespace of the pool [default: the pod's namespace, else the kubeconfig's].
+    #[arg(long, env = "ZEN_LEAD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// This candidate's identity [default: ZEN_LEAD_IDENTITY, POD_NAME, hostname].
+    #[arg(long, env = "ZEN_LEAD_IDENTITY")]
+    pub identity: Option<String>,
+    /// Lease duration, e.g. 15s [default: the LeaderPolicy's, else 15s].
+    #[arg(long, env = "ZEN_LEAD_LEASE_DURATION", value_parser = parse_duration)]
+    pub lease_duration: Option<Duration>,
+    /// Renew deadline, e.g. 10s [default: the LeaderPolicy's, else 10s].
+    #[arg(long, env = "ZEN_LEAD_RENEW_DEADLINE", value_parser = parse_duration)]
+    pub renew_deadline: Option<Duration>,
+    /// Retry period, e.g. 2s [default: the LeaderPolicy's, else 2s].
+    #[arg(long, env = "ZEN_LEAD_RETRY_PERIOD", value_parser = parse_duration)]
+    pub retry_period: Option<Duration>,
+    /// What a replica that does not lead does.
+    #[arg(long, env = "ZEN_LEAD_ON_FOLLOWER", value_enum, default_value_t = OnFollower::Wait)]
+    pub on_follower: OnFollower,
+    /// Give up waiting for the lease after this long (exit 75).
+    #[arg(long, env = "ZEN_LEAD_WAIT_TIMEOUT", value_parser = parse_duration)]
+    pub wait_timeout: Option<Duration>,
+    /// Keep the lease held until acquireTime + this, even after the child exits (CronJobs).
+    #[arg(long, env = "ZEN_LEAD_MIN_HOLD", value_parser = parse_duration)]
+    pub min_hold: Option<Duration>,
+    /// Time between the stop signal and SIGKILL when the lease is lost.
+    #[arg(long, env = "ZEN_LEAD_KILL_GRACE", value_parser = parse_duration, default_value = "3s")]
+    pub kill_grace: Duration,
+    /// Signal sent to the child when the lease is lost (name or number).
+    #[arg(long, env = "ZEN_LEAD_STOP_SIGNAL", value_parser = parse_signal, default_value = "SIGTERM")]
+    pub stop_signal: Signal,
+    /// Forward signals to the child's whole process group instead of the child alone.
+    #[arg(long, env = "ZEN_LEAD_SIGNAL_GROUP")]
+    pub signal_group: bool,
+    /// After losing the lease, wait for it again instead of exiting.
+    #[arg(long, env = "ZEN_LEAD_REJOIN")]
+    pub rejoin: bool,
+    /// Log format (the level comes from RUST_LOG).
+    #[arg(long, env = "ZEN_LEAD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--on-follower`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnFollower {
+    /// Standby: wait until this replica leads.
+    Wait,
+    /// Exit 0 at once (CronJobs).
+    Skip,
+    /// Exit with the follower code (79).
+    Fail,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What to do once leading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Run this command (program, then arguments) while leading.
+    Run(Vec<OsString>),
+    /// Hand renewal to the controller and exit.
+    Gate,
+}
+
+/// Timings given on the command line; unset ones come from the LeaderPolicy or the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimingFlags {
+    /// `--lease-duration`.
+    pub lease_duration: Option<Duration>,
+    /// `--renew-deadline`.
+    pub renew_deadline: Option<Duration>,
+    /// `--retry-period`.
+    pub retry_period: Option<Duration>,
+}
+
+impl TimingFlags {
+    /// Fills unset flags from `fallback` and checks the result with the kill grace.
+    pub fn resolve(&self, fallback: Timing, kill_grace: Duration) -> Result<Timing, TimingError> {
+        timing::validate_with_kill_grace(
+            self.lease_duration.unwrap_or(fallback.lease_duration),
+            self.renew_deadline.unwrap_or(fallback.renew_deadline),
+            self.retry_period.unwrap_or(fallback.retry_period),
+            kill_grace,
+        )
+    }
+
+    /// Whether every timing was given, so no LeaderPolicy needs to be read.
+    pub fn complete(&self) -> bool {
+        self.lease_duration.is_some()
+            && self.renew_deadline.is_some()
+            && self.retry_period.is_some()
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Run a command or gate.
+    pub mode: Mode,
+    /// The pool.
+    pub pool: String,
+    /// `--namespace`, if given (else resolved from the pod or kubeconfig).
+    pub namespace: Option<String>,
+    /// `--identity`, if given (else resolved by [`crate::identity`]).
+    pub identity: Option<String>,
+    /// Timing flags.
+    pub timing: TimingFlags,
+    /// `--on-follower`.
+    pub on_follower: OnFollower,
+    /// `--wait-timeout`.
+    pub wait_timeout: Option<Duration>,
+    /// `--min-hold`.
+    pub min_hold: Option<Duration>,
+    /// `--kill-grace`.
+    pub kill_grace: Duration,
+    /// `--stop-signal`.
+    pub stop_signal: Signal,
+    /// `--signal-group`.
+    pub signal_group: bool,
+    /// `--rejoin`.
+    pub rejoin: bool,
+    /// `--log-format`.
+    pub log_format: LogFormat,
+}
+
+/// Raw arguments that do not make a runnable configuration. Each message is one line that says
+/// what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// clap rejected the command line (its first line).
+    #[error("{0} (see zen-lead-exec --help)")]
+    ParseArgs(String),
+    /// No command after `--`.
+    #[error(
+        "missing command: give the command to run after --, e.g. zen-lead-exec --pool my-pool -- ./report (or use the gate subcommand)"
+    )]
+    MissingCommand,
+    /// No pool.
+    #[error("missing pool: set --pool or ZEN_LEAD_POOL to the LeaderPolicy name")]
+    MissingPool,
+    /// The pool is not a valid Lease name.
+    #[error(
+        "invalid pool name {0:?}: use a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"
+    )]
+    InvalidPool(String),
+    /// The namespace is not a valid namespace name.
+    #[error(
+        "invalid namespace {0:?}: use a DNS label (lowercase letters, digits and '-', at most 63 characters)"
+    )]
+    InvalidNamespace(String),
+    /// A zero kill grace would SIGKILL without giving the child a chance.
+    #[error("--kill-grace must be greater than zero")]
+    KillGraceZero,
+    /// Timing flags break a rule of the Lease protocol.
+    #[error(transparent)]
+    Timing(#[from] TimingError),
+}
+
+impl ConfigError {
+    /// The documented exit code.
+    pub fn exit_code(&self) -> u8 {
+        use super::exit_code;
+        match self {
+            Self::ParseArgs(_)
+            | Self::MissingCommand
+            | Self::MissingPool
+            | Self::InvalidPool(_)
+            | Self::InvalidNamespace(_) => exit_code::USAGE,
+            Self::KillGraceZero | Self::Timing(_) => exit_code::CONFIG,
+        }
+    }
+}
+
+/// What parsing the command line produced.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run with this configuration.
+    Run(Box<Config>),
+    /// `--help` or `--version`: print this and exit 0.
+    Info(String),
+}
+
+/// Parses and validates the process arguments.
+pub fn parse<I, T>(args: I) -> Result<Parsed, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Config::from_cli(cli).map(|c| Parsed::Run(Box::new(c))),
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                Ok(Parsed::Info(e.render().to_string()))
+            }
+            _ => {
+                let rendered = e.render().to_string();
+                let first = rendered
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid arguments")
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_owned();
+                // A command given without `--` reaches clap as an unknown positional.
+                if let Some(arg) = first
+                    .strip_prefix("unexpected argument '")
+                    .and_then(|rest| rest.split('\'').next())
+                    .filter(|arg| !arg.starts_with('-'))
+                {
+                    return Err(ConfigError::ParseArgs(format!(
+                        "unexpected argument '{arg}': put the command after --, e.g. zen-lead-exec --pool my-pool -- {arg}"
+                    )));
+                }
+                Err(ConfigError::ParseArgs(first))
+            }
+        },
+    }
+}
+
+impl Config {
+    /// Validates parsed arguments.
+    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
+        let (mode, options) = match cli.subcommand {
+            Some(Command::Gate { options }) => (Mode::Gate, options),
+            None => {
+                if cli.command.is_empty() {
+                    return Err(ConfigError::MissingCommand);
+                }
+                (Mode::Run(cli.command), cli.options)
+            }
+        };
+        let pool = options
+            .pool
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .ok_or(ConfigError::MissingPool)?;
+        if !is_dns_subdomain(&pool) {
+            return Err(ConfigError::InvalidPool(pool));
+        }
+        let namespace = options
+            .namespace
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        if let Some(ns) = &namespace
+            && !is_dns_label(ns)
+        {
+            return Err(ConfigError::InvalidNamespace(ns.clone()));
+        }
+        if options.kill_grace.is_zero() {
+            return Err(ConfigError::KillGraceZero);
+        }
+        let timing = TimingFlags {
+            lease_duration: options.lease_duration,
+            renew_deadline: options.renew_deadline,
+            retry_period: options.retry_period,
+        };
+        // Settings given in full are checked now, before any API call; partial ones once the
+        // LeaderPolicy fills the rest.
+        if timing.complete() {
+            timing.resolve(Timing::default(), options.kill_grace)?;
+        }
+        Ok(Self {
+            mode,
+            pool,
+            namespace,
+            identity: options.identity.filter(|i| !i.trim().is_empty()),
+            timing,
+            on_follower: options.on_follower,
+            wait_timeout: options.wait_timeout,
+            min_hold: options.min_hold,
+            kill_grace: options.kill_grace,
+            stop_signal: options.stop_signal,
+            signal_group: options.signal_group,
+            rejoin: options.rejoin,
+            log_format: options.log_format,
+        })
+    }
+}
+
+/// Parses `15s`, `500ms`, `1m30s`; a bare number is seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(value).map_err(|e| format!("{e} (write durations like 15s or 500ms)"))
+}
+
+/// Parses `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(value: &str) -> Result<Signal, String> {
+    let value = value.trim();
+    if let Ok(n) = value.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| format!("no signal number {n}"));
+    }
+    let upper = value.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| format!("unknown signal {value:?} (use a name like SIGTERM or a number)"))
+        .and_then(|s| {
+            if s == Signal::SIGCHLD {
+                Err("SIGCHLD cannot stop a child".to_owned())
+            } else {
+                Ok(s)
+            }
+        })
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut all = vec!["zen-lead-exec"];
+        all.extend_from_slice(args);
+        match parse(all)? {
+            Parsed::Run(c) => Ok(*c),
+            Parsed::Info(i) => panic!("unexpected info: {i}"),
+        }
+    }
+
+    #[test]
+    fn run_mode_with_defaults() {
+        let c = run(&["--pool", "p", "--", "echo", "hi"]).unwrap();
+        assert_eq!(c.mode, Mode::Run(vec!["echo".into(), "hi".into()]));
+        assert_eq!(c.pool, "p");
+        assert_eq!(c.on_follower, OnFollower::Wait);
+        assert_eq!(c.kill_grace, DEFAULT_KILL_GRACE);
+        assert_eq!(c.stop_signal, Signal::SIGTERM);
+        assert!(!c.signal_group && !c.rejoin);
+        assert_eq!(c.timing, TimingFlags::default());
+    }
+
+    #[test]
+    fn gate_mode_takes_options_after_the_subcommand() {
+        let c = run(&["gate", "--pool", "p", "--on-follower", "skip"]).unwrap();
+        assert_eq!(c.mode, Mode::Gate);
+        assert_eq!(c.on_follower, OnFollower::Skip);
+    }
+
+    #[test]
+    fn durations_and_signals() {
+        let c = run(&[
+            "--pool",
+            "p",
+            "--lease-duration",
+            "4s",
+            "--renew-deadline",
+            "2500ms",
+            "--retry-period",
+            "500ms",
+            "--kill-grace",
+            "1s",
+            "--stop-signal",
+            "int",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(c.timing.lease_duration, Some(Duration::from_secs(4)));
+        assert_eq!(c.timing.renew_deadline, Some(Duration::from_millis(2500)));
+        assert_eq!(c.stop_signal, Signal::SIGINT);
+        assert_eq!(parse_signal("15"), Ok(Signal::SIGTERM));
+        assert_eq!(parse_signal("SIGUSR1"), Ok(Signal::SIGUSR1));
+        assert!(parse_signal("SIGNOPE").is_err());
+    }
+
+    #[test]
+    fn bad_input_is_one_line_with_its_code() {
+        let cases: &[(&[&str], u8)] = &[
+            (&["--pool", "p"], 64),
+            (&["--", "echo"], 64),
+            (
+                &["--pool", "p", "--lease-duration", "fifteen", "--", "x"],
+                64,
+            ),
+            (&["--pool", "p", "--bogus", "--", "x"], 64),
+            (&["--pool", "Bad_Pool", "--", "x"], 64),
+            (
+                &[
+                    "--pool",
+                    "p",
+                    "--lease-duration",
+                    "15s",
+                    "--renew-deadline",
+                    "10s",
+                    "--retry-period",
+                    "2s",
+                    "--kill-grace",
+                    "6s",
+                    "--",
+                    "x",
+                ],
+                78,
+            ),
+            (&["--pool", "p", "--kill-grace", "0s", "--", "x"], 78),
+        ];
+        for (args, code) in cases {
+            let err = run(args).unwrap_err();
+            assert_eq!(err.exit_code(), *code, "{args:?}: {err}");
+            assert!(!err.to_string().contains('\n'), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn partial_timings_resolve_against_the_fallback() {
+        let flags = TimingFlags {
+            renew_deadline: Some(Duration::from_secs(12)),
+            ..TimingFlags::default()
+        };
+        assert!(
+            flags
+                .resolve(Timing::default(), DEFAULT_KILL_GRACE)
+                .is_err()
+        );
+        assert!(
+            flags
+                .resolve(Timing::default(), Duration::from_secs(2))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn help_is_info() {
+        assert!(matches!(
+            parse(["zen-lead-exec", "--help"]),
+            Ok(Parsed::Info(_))
+        ));
+    }
+}

@@ -1,0 +1,523 @@
+//! The pure decision core of the Lease protocol (DESIGN §3).
+//!
+//! Given the observed record, what this candidate knows and the BOOTTIME clock, decide the next
+//! step. No I/O and no clock reads: every rule of §3 that can be decided without the network is
+//! decided here and tested table-driven.
+
+use std::time::Duration;
+
+use super::record::{LeaseRecord, Renewer};
+use super::{Candidate, LostReason, Timing};
+use crate::clock::BootInstant;
+
+/// What this candidate knows about its own leadership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leadership {
+    /// The term we hold.
+    pub term: u64,
+    /// When we *sent* the last write that succeeded (DESIGN §3.4).
+    pub last_success_send: BootInstant,
+}
+
+impl Leadership {
+    /// The instant we lead no more unless a renewal succeeds first.
+    pub fn deadline(&self, timing: &Timing) -> BootInstant {
+        self.last_success_send + timing.renew_deadline
+    }
+}
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The observed Lease; `None` when it does not exist.
+    pub record: Option<&'a LeaseRecord>,
+    /// When this candidate first saw this exact record (same [`LeaseRecord::key`]).
+    pub first_seen: BootInstant,
+    /// This candidate.
+    pub candidate: &'a Candidate,
+    /// Our leadership, if we believe we hold the lease.
+    pub leading: Option<Leadership>,
+    /// The highest term the pool ever had, from `LeaderPolicy` `status.term` when readable.
+    pub high_water_term: Option<u64>,
+    /// The pool's timings.
+    pub timing: Timing,
+    /// Now, on CLOCK_BOOTTIME.
+    pub now: BootInstant,
+}
+
+/// The next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The Lease does not exist: create it holding it, with this term.
+    Create {
+        /// The term to write.
+        term: u64,
+    },
+    /// Take the observed record (empty, expired, or our own session's): a new term.
+    Acquire {
+        /// The term to write.
+        term: u64,
+    },
+    /// The controller handed the lease to us: take over renewing as `self`, keeping its term.
+    TakeOver {
+        /// The term the controller wrote.
+        term: u64,
+    },
+    /// We lead: renew at this instant.
+    Renew {
+        /// When the next renewal is due.
+        at: BootInstant,
+    },
+    /// Someone else holds it: wait for a change, or until the local expiry timer fires.
+    Wait {
+        /// When the record, if unchanged until then, expires on our clock.
+        until: BootInstant,
+    },
+    /// We led and lead no more.
+    Lost(LostReason),
+    /// A Lease of the pool's name exists that zen-lead does not manage: never take it.
+    Conflict,
+}
+
+fn next_term(record_term: Option<u64>, high_water: Option<u64>) -> u64 {
+    record_term
+        .unwrap_or(0)
+        .max(high_water.unwrap_or(0))
+        .saturating_add(1)
+}
+
+/// Whether the record was handed to this candidate by the controller (DESIGN §3.7, §3.8): it names
+/// us with `renewer: controller`, and its pod UID is ours or absent.
+fn handed_to_us(record: &LeaseRecord, candidate: &Candidate) -> bool {
+    record.renewer == Renewer::Controller
+        && record.holder.as_deref() == Some(candidate.identity.as_str())
+        && match (&record.holder_uid, &candidate.pod_uid) {
+            (None, _) => true,
+            (Some(theirs), Some(ours)) => theirs == ours,
+            (Some(_), None) => false,
+        }
+}
+
+fn is_our_session(record: &LeaseRecord, candidate: &Candidate) -> bool {
+    record.holder.as_deref() == Some(candidate.identity.as_str())
+        && record.session.as_deref() == Some(candidate.session.as_str())
+}
+
+/// Decides the next step (DESIGN §3).
+pub fn decide(input: &Input<'_>) -> Decision {
+    let Input {
+        record,
+        first_seen,
+        candidate,
+        leading,
+        high_water_term,
+        timing,
+        now,
+    } = *input;
+
+    if let Some(leadership) = leading {
+        // §3.4: judged first, so that a wake-up from a pause past the deadline means lost even
+        // if the record still names us and a renewal would succeed.
+        if now >= leadership.deadline(&timing) {
+            return Decision::Lost(LostReason::RenewDeadline);
+        }
+        let Some(record) = record else {
+            return Decision::Lost(LostReason::Deleted);
+        };
+        if !record.managed {
+            return Decision::Conflict;
+        }
+        if !is_our_session(record, candidate) {
+            return Decision::Lost(LostReason::Superseded {
+                holder: record.holder.clone().unwrap_or_default(),
+            });
+        }
+        return Decision::Renew {
+            at: leadership.last_success_send + timing.retry_period,
+        };
+    }
+
+    let Some(record) = record else {
+        // §3.3: a recreated Lease continues above the high-water mark.
+        return Decision::Create {
+            term: next_term(None, high_water_term),
+        };
+    };
+    if !record.managed {
+        return Decision::Conflict;
+    }
+    let acquire = Decision::Acquire {
+        term: next_term(Some(record.term), high_water_term),
+    };
+    if !record.is_held() {
+        // §3.2: an empty holder can be taken at once.
+        return acquire;
+    }
+    if is_our_session(record, candidate) {
+        // Our own process wrote it (e.g. the response to our acquisition was lost) and we run
+        // no work under it: nobody else can be running under this session.
+        return acquire;
+    }
+    if handed_to_us(record, candidate) {
+        return Decision::TakeOver { term: record.term };
+    }
+    // §3.2, §3.7: anyone else (including the same identity with another session or pod UID)
+    // holds it until the record has stayed unchanged for its lease duration on our clock.
+    let until = first_seen + record.lease_duration(timing.lease_duration);
+    if now >= until {
+        acquire
+    } else {
+        Decision::Wait { until }
+    }
+}
+
+/// How long the record in `input` has been unchanged on our clock (for logs).
+pub fn unchanged_for(input: &Input<'_>) -> Duration {
+    input.now.saturating_duration_since(input.first_seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> BootInstant {
+        BootInstant::from_since_boot(Duration::from_secs(1000 + secs))
+    }
+
+    fn me() -> Candidate {
+        Candidate {
+            identity: "pod-a".into(),
+            pod_uid: Some("uid-a".into()),
+            session: "session-a".into(),
+        }
+    }
+
+    /// A record builder: `held_by("pod-b")` and modifiers.
+    #[derive(Clone)]
+    struct R(LeaseRecord);
+
+    impl R {
+        fn empty() -> Self {
+            Self(LeaseRecord {
+                resource_version: Some("1".into()),
+                managed: true,
+                holder: None,
+                holder_uid: None,
+                session: None,
+                renewer: Renewer::SelfRenewing,
+                acquire_time: None,
+                renew_time: None,
+                lease_duration_seconds: Some(15),
+                term: 4,
+            })
+        }
+        fn held_by(identity: &str) -> Self {
+            let mut r = Self::empty();
+            r.0.holder = Some(identity.into());
+            r.0.holder_uid = Some(format!("uid-{identity}"));
+            r.0.session = Some(format!("session-{identity}"));
+            r
+        }
+        fn mine() -> Self {
+            let mut r = Self::held_by("pod-a");
+            r.0.holder_uid = Some("uid-a".into());
+            r.0.session = Some("session-a".into());
+            r
+        }
+        fn session(mut self, s: &str) -> Self {
+            self.0.session = Some(s.into());
+            self
+        }
+        fn uid(mut self, u: Option<&str>) -> Self {
+            self.0.holder_uid = u.map(Into::into);
+            self
+        }
+        fn by_controller(mut self) -> Self {
+            self.0.renewer = Renewer::Controller;
+            self.0.session = None;
+            self
+        }
+        fn unmanaged(mut self) -> Self {
+            self.0.managed = false;
+            self
+        }
+        fn duration(mut self, secs: i32) -> Self {
+            self.0.lease_duration_seconds = Some(secs);
+            self
+        }
+        fn term(mut self, t: u64) -> Self {
+            self.0.term = t;
+            self
+        }
+    }
+
+    struct Case {
+        name: &'static str,
+        record: Option<R>,
+        first_seen: BootInstant,
+        candidate: Candidate,
+        leading: Option<Leadership>,
+        high_water: Option<u64>,
+        now: BootInstant,
+        expect: Decision,
+    }
+
+    impl Case {
+        fn new(name: &'static str, record: Option<R>, now: BootInstant, expect: Decision) -> Self {
+            Self {
+                name,
+                record,
+                first_seen: at(0),
+                candidate: me(),
+                leading: None,
+                high_water: None,
+                now,
+                expect,
+            }
+        }
+        fn leading(mut self, term: u64, last_success_send: BootInstant) -> Self {
+            self.leading = Some(Leadership {
+                term,
+                last_success_send,
+            });
+            self
+        }
+        fn high_water(mut self, t: u64) -> Self {
+            self.high_water = Some(t);
+            self
+        }
+        fn candidate(mut self, c: Candidate) -> Self {
+            self.candidate = c;
+            self
+        }
+    }
+
+    fn timing() -> Timing {
+        Timing {
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        use Decision::*;
+        let cases = vec![
+            // Creation and terms (§3.3).
+            Case::new(
+                "absent lease is created with term 1",
+                None,
+                at(0),
+                Create { term: 1 },
+            ),
+            Case::new(
+                "recreated lease keeps the term above the high-water mark",
+                None,
+                at(0),
+                Create { term: 8 },
+            )
+            .high_water(7),
+            Case::new(
+                "empty holder is taken at once",
+                Some(R::empty()),
+                at(0),
+                Acquire { term: 5 },
+            ),
+            Case::new(
+                "acquisition never goes below the high-water mark",
+                Some(R::empty().term(2)),
+                at(0),
+                Acquire { term: 10 },
+            )
+            .high_water(9),
+            // Local expiry (§3.2).
+            Case::new(
+                "held lease is not taken before it stayed unchanged for its duration",
+                Some(R::held_by("pod-b")),
+                at(14),
+                Wait { until: at(15) },
+            ),
+            Case::new(
+                "held lease is taken once unchanged for its duration",
+                Some(R::held_by("pod-b")),
+                at(15),
+                Acquire { term: 5 },
+            ),
+            Case::new(
+                "the record's own duration counts, not ours",
+                Some(R::held_by("pod-b").duration(60)),
+                at(30),
+                Wait { until: at(60) },
+            ),
+            Case::new(
+                "a zero duration still waits a second",
+                Some(R::held_by("pod-b").duration(0)),
+                at(0),
+                Wait { until: at(1) },
+            ),
+            // A follower that slept through the expiry just sees the timer has fired: BOOTTIME
+            // counted the suspend, so the record really was unchanged that long on our clock.
+            Case::new(
+                "suspended follower wakes after expiry",
+                Some(R::held_by("pod-b")),
+                at(3600),
+                Acquire { term: 5 },
+            ),
+            // Identity (§3.7).
+            Case::new(
+                "same identity with a new session waits",
+                Some(
+                    R::held_by("pod-a")
+                        .session("old-session")
+                        .uid(Some("uid-a")),
+                ),
+                at(5),
+                Wait { until: at(15) },
+            ),
+            Case::new(
+                "same identity with another pod uid waits",
+                Some(R::held_by("pod-a").uid(Some("uid-old"))),
+                at(5),
+                Wait { until: at(15) },
+            ),
+            Case::new(
+                "our own session's record is ours to take",
+                Some(R::mine()),
+                at(0),
+                Acquire { term: 5 },
+            ),
+            // Controller handover (§3.8).
+            Case::new(
+                "handover naming us and our uid is taken over",
+                Some(R::held_by("pod-a").uid(Some("uid-a")).by_controller()),
+                at(0),
+                TakeOver { term: 4 },
+            ),
+            Case::new(
+                "handover naming us without a uid is taken over",
+                Some(R::held_by("pod-a").uid(None).by_controller()),
+                at(0),
+                TakeOver { term: 4 },
+            ),
+            Case::new(
+                "handover naming our name with another uid waits",
+                Some(R::held_by("pod-a").uid(Some("uid-old")).by_controller()),
+                at(0),
+                Wait { until: at(15) },
+            ),
+            Case::new(
+                "handover to someone else waits",
+                Some(R::held_by("pod-b").by_controller()),
+                at(0),
+                Wait { until: at(15) },
+            ),
+            Case::new(
+                "handover naming a uid when we know none waits",
+                Some(R::held_by("pod-a").uid(Some("uid-a")).by_controller()),
+                at(0),
+                Wait { until: at(15) },
+            )
+            .candidate(Candidate {
+                pod_uid: None,
+                ..me()
+            }),
+            // Unmanaged (§3).
+            Case::new(
+                "unmanaged empty lease is a conflict",
+                Some(R::empty().unmanaged()),
+                at(0),
+                Conflict,
+            ),
+            Case::new(
+                "unmanaged expired lease is a conflict",
+                Some(R::held_by("pod-b").unmanaged()),
+                at(100),
+                Conflict,
+            ),
+            // Holder (§3.4).
+            Case::new(
+                "holder renews a retry period after its last success",
+                Some(R::mine()),
+                at(3),
+                Renew { at: at(4) },
+            )
+            .leading(4, at(2)),
+            Case::new(
+                "holder past its deadline is lost",
+                Some(R::mine()),
+                at(12),
+                Lost(LostReason::RenewDeadline),
+            )
+            .leading(4, at(2)),
+            Case::new(
+                "holder waking from a suspend past its deadline is lost",
+                Some(R::mine()),
+                at(500),
+                Lost(LostReason::RenewDeadline),
+            )
+            .leading(4, at(2)),
+            Case::new(
+                "holder just before its deadline still renews",
+                Some(R::mine()),
+                at(11),
+                Renew { at: at(4) },
+            )
+            .leading(4, at(2)),
+            Case::new(
+                "holder that sees another holder is superseded",
+                Some(R::held_by("pod-b")),
+                at(3),
+                Lost(LostReason::Superseded {
+                    holder: "pod-b".into(),
+                }),
+            )
+            .leading(4, at(2)),
+            Case::new(
+                "holder that sees its identity with another session is superseded",
+                Some(R::mine().session("other")),
+                at(3),
+                Lost(LostReason::Superseded {
+                    holder: "pod-a".into(),
+                }),
+            )
+            .leading(4, at(2)),
+            Case::new(
+                "holder that sees the holder emptied is superseded",
+                Some(R::empty()),
+                at(3),
+                Lost(LostReason::Superseded {
+                    holder: String::new(),
+                }),
+            )
+            .leading(4, at(2)),
+            Case::new(
+                "holder whose lease was deleted",
+                None,
+                at(3),
+                Lost(LostReason::Deleted),
+            )
+            .leading(4, at(2)),
+            Case::new(
+                "holder whose lease became unmanaged",
+                Some(R::mine().unmanaged()),
+                at(3),
+                Conflict,
+            )
+            .leading(4, at(2)),
+        ];
+        for case in cases {
+            let record = case.record.as_ref().map(|r| &r.0);
+            let input = Input {
+                record,
+                first_seen: case.first_seen,
+                candidate: &case.candidate,
+                leading: case.leading,
+                high_water_term: case.high_water,
+                timing: timing(),
+                now: case.now,
+            };
+            assert_eq!(decide(&input), case.expect, "case: {}", case.name);
+        }
+    }
+}

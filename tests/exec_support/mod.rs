@@ -1,0 +1,433 @@
+//! Helpers shared by the `exec_*` black-box tests: run the real `zen-lead-exec` binary (alone or
+//! as PID 1 under `unshare --pid --fork`) against the testkit API server, and check heartbeats.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// The binary under test.
+pub fn exe() -> &'static str {
+    env!("CARGO_BIN_EXE_zen-lead-exec")
+}
+
+/// Fast timings that satisfy `renewDeadline + killGrace < leaseDuration`.
+pub const FAST: [&str; 8] = [
+    "--lease-duration",
+    "4s",
+    "--renew-deadline",
+    "2s",
+    "--retry-period",
+    "500ms",
+    "--kill-grace",
+    "1s",
+];
+
+/// The generous limit for "eventually" conditions on a loaded 2-core machine.
+pub const EVENTUALLY: Duration = Duration::from_secs(60);
+
+/// A scratch directory removed on drop.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A fresh directory under the system temp dir.
+    pub fn new(tag: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("zen-lead-exec-{tag}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Self(dir)
+    }
+
+    /// A path inside.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes an executable shell script and returns its path.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path(name);
+        std::fs::write(&path, body).expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether PID-namespace tests can run here.
+pub fn unshare_available() -> bool {
+    Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Skips the calling test (returns true) with a clear message when unshare is missing.
+pub fn skip_without_unshare() -> bool {
+    if unshare_available() {
+        return false;
+    }
+    eprintln!("SKIPPED: `unshare --pid --fork` is not available (util-linux, root)");
+    true
+}
+
+/// A running wrapper process; killed (its whole process group) on drop.
+#[derive(Debug)]
+pub struct Wrapper {
+    child: Option<Child>,
+    /// The pid of `zen-lead-exec` itself (inside a PID namespace it is PID 1 there).
+    pub pid: Pid,
+    pub stderr_path: PathBuf,
+}
+
+/// How to start a wrapper.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub args: Vec<OsString>,
+    pub env: Vec<(String, String)>,
+    pub pid1: bool,
+    pub stderr_path: PathBuf,
+}
+
+impl Launch {
+    /// `zen-lead-exec ARGS` with `KUBECONFIG` and stderr captured in `stderr_path`.
+    pub fn new(kubeconfig: &Path, stderr_path: PathBuf) -> Self {
+        Self {
+            args: Vec::new(),
+            env: vec![(
+                "KUBECONFIG".into(),
+                kubeconfig.to_string_lossy().into_owned(),
+            )],
+            pid1: false,
+            stderr_path,
+        }
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an env var.
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs as PID 1 of a new PID namespace.
+    pub fn pid1(mut self) -> Self {
+        self.pid1 = true;
+        self
+    }
+
+    /// Starts the process.
+    pub fn spawn(self) -> Wrapper {
+        let mut cmd = if self.pid1 {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--kill-child"]).arg(exe());
+            c
+        } else {
+            Command::new(exe())
+        };
+        let stderr = std::fs::File::create(&self.stderr_path).expect("stderr file");
+        cmd.args(&self.args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .process_group(0);
+        let child = cmd.spawn().expect("spawn zen-lead-exec");
+        let outer = Pid::from_raw(child.id() as i32);
+        let pid = if self.pid1 {
+            wait_for_only_child(outer).unwrap_or(outer)
+        } else {
+            outer
+        };
+        Wrapper {
+            child: Some(child),
+            pid,
+            stderr_path: self.stderr_path,
+        }
+    }
+}
+
+/// The single child of `parent` (unshare's forked PID 1), once it exists.
+fn wait_for_only_child(parent: Pid) -> Option<Pid> {
+    let until = Instant::now() + EVENTUALLY;
+    while Instant::now() < until {
+        let kids = children_of(parent);
+        if let Some(first) = kids.first() {
+            return Some(*first);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Host pids whose parent is `parent`.
+pub fn children_of(parent: Pid) -> Vec<Pid> {
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == parent.as_raw())
+        .map(|p| Pid::from_raw(p.pid))
+        .collect()
+}
+
+/// One line of /proc/PID/stat.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    pub state: char,
+}
+
+/// Every process on the host.
+pub fn processes() -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name may contain spaces: fields start after the last ')'.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?.chars().next()?;
+            let ppid = fields.next()?.parse().ok()?;
+            Some(Proc { pid, ppid, state })
+        })
+        .collect()
+}
+
+impl Wrapper {
+    /// Sends a signal to zen-lead-exec itself.
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid, signal).expect("signal wrapper");
+    }
+
+    /// Waits for the process (unshare passes the exit status of PID 1 on) up to `limit`.
+    pub fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        while Instant::now() < until {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits (EVENTUALLY) and returns the exit code; panics with stderr when it does not end.
+    pub fn exit_code(&mut self) -> i32 {
+        match self.wait_timeout(EVENTUALLY) {
+            Some(status) => status.code().unwrap_or_else(|| {
+                panic!("wrapper killed by a signal: {status:?}\n{}", self.stderr())
+            }),
+            None => panic!("wrapper did not exit\n{}", self.stderr()),
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Captured stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGKILLs the whole process group (and with it, for PID 1, the whole namespace).
+    pub fn kill_all(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Wrapper {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// Polls `cond` until true or EVENTUALLY passes.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + EVENTUALLY;
+    while Instant::now() < until {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// The heartbeat script run as a child: appends `term,start|beat|stop,nanos` lines to `$HB`.
+pub const HEARTBEAT: &str = r#"#!/bin/sh
+hb() { echo "$ZEN_LEAD_TERM,$1,$(date +%s%N),$ZEN_LEAD_IDENTITY" >> "$HB"; }
+hb start
+trap 'hb stop; exit 0' TERM INT
+while :; do hb beat; sleep 0.1 & wait $!; done
+"#;
+
+/// One term's interval as recorded by its child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interval {
+    pub term: u64,
+    pub identity: String,
+    pub first: u128,
+    pub last: u128,
+}
+
+/// Parses a heartbeat file into per-term intervals.
+pub fn intervals(text: &str) -> Vec<Interval> {
+    let mut by_term: BTreeMap<u64, Interval> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let parts: Vec<&str> = line.split(',').collect();
+        assert!(parts.len() >= 3, "bad heartbeat line {line:?}");
+        let term: u64 = parts[0]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad term in {line:?}"));
+        let at: u128 = parts[2]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad time in {line:?}"));
+        let identity = parts.get(3).copied().unwrap_or("").to_owned();
+        let entry = by_term.entry(term).or_insert_with(|| Interval {
+            term,
+            identity: identity.clone(),
+            first: at,
+            last: at,
+        });
+        assert_eq!(
+            entry.identity, identity,
+            "term {term} ran under two identities"
+        );
+        entry.first = entry.first.min(at);
+        entry.last = entry.last.max(at);
+    }
+    by_term.into_values().collect()
+}
+
+/// The single-active checker: no two terms' intervals interleave, and a later term starts only
+/// after the earlier one's last record. Returns the intervals in term order.
+pub fn check_single_active(text: &str) -> Vec<Interval> {
+    let all = intervals(text);
+    for pair in all.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(
+            b.first > a.last,
+            "terms interleave: term {} ({}) ran {}..{} and term {} ({}) started at {}",
+            a.term,
+            a.identity,
+            a.first,
+            a.last,
+            b.term,
+            b.identity,
+            b.first
+        );
+    }
+    all
+}
+
+/// The testkit API server, kept running on its own runtime while a sync test drives processes.
+pub struct ApiServer {
+    // Declared first: dropped (stopped) before its runtime.
+    pub server: zen_lead_testkit::TestServer,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("url", &self.server.url())
+            .finish()
+    }
+}
+
+impl ApiServer {
+    /// Starts a plain-HTTP server on a free loopback port.
+    pub fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rt
+            .block_on(zen_lead_testkit::TestServer::start())
+            .expect("start testkit server");
+        Self { server, rt }
+    }
+
+    /// Its kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        self.server.kubeconfig_path()
+    }
+
+    /// A launch of `zen-lead-exec` against this server, stderr in `scratch`.
+    pub fn launch(&self, scratch: &Scratch, name: &str) -> Launch {
+        Launch::new(self.kubeconfig(), scratch.path(&format!("{name}.stderr")))
+    }
+
+    /// The pool's Lease record, if it exists.
+    pub fn lease(&self, pool: &str) -> Option<zen_lead::lease::record::LeaseRecord> {
+        use k8s_openapi::api::coordination::v1::Lease;
+        let _runtime = self.rt.enter();
+        let client = self.server.client().expect("client");
+        self.rt.block_on(async {
+            let api: kube::Api<Lease> = kube::Api::namespaced(client, "default");
+            api.get_opt(pool)
+                .await
+                .expect("get lease")
+                .map(|l| zen_lead::lease::record::LeaseRecord::from_lease(&l))
+        })
+    }
+
+    /// The client identity (User-Agent) zen-lead-exec uses for `identity`.
+    pub fn agent(identity: &str) -> String {
+        zen_lead::client::user_agent(identity)
+    }
+
+    /// Partitions (or heals) one replica from the API server.
+    pub fn blackhole(&self, identity: &str, on: bool) {
+        self.server
+            .faults()
+            .blackhole(Some(&Self::agent(identity)), on);
+    }
+}
+
+impl Launch {
+    /// Adds `--` and a program path with no arguments.
+    pub fn arg_path(self, program: &Path) -> Self {
+        let program = program.as_os_str().to_owned();
+        self.args([OsString::from("--"), program])
+    }
+}

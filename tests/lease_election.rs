@@ -1,0 +1,197 @@
+//! The Lease protocol against the testkit API server over real HTTP: election, release, terms,
+//! unmanaged leases.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use kube::api::{Api, ObjectMeta, PostParams};
+use zen_lead::lease::record::LeaseRecord;
+use zen_lead::lease::{LeaderState, LeaseError};
+
+async fn lease(server: &zen_lead_testkit::TestServer, pool: &str) -> LeaseRecord {
+    let api: Api<Lease> = Api::namespaced(server.client().expect("client"), "default");
+    LeaseRecord::from_lease(&api.get(pool).await.expect("get lease"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_electors_exactly_one_leads() {
+    let server = server().await;
+    let t = timing(15, 10, 2000);
+    let a = spawn(&server, "two", "pod-a", t);
+    let b = spawn(&server, "two", "pod-b", t);
+    let (mut sa, mut sb) = (a.state(), b.state());
+    // Whichever leads first, the other must end up following it.
+    let first = tokio::time::timeout(EVENTUALLY, async {
+        tokio::select! {
+            s = sa.wait_for(is_leading) => ("pod-a", s.expect("a").clone()),
+            s = sb.wait_for(is_leading) => ("pod-b", s.expect("b").clone()),
+        }
+    })
+    .await
+    .expect("someone leads");
+    let (mut other, leader) = if first.0 == "pod-a" {
+        (b.state(), "pod-a")
+    } else {
+        (a.state(), "pod-b")
+    };
+    let following = wait_for(
+        &mut other,
+        "the other to follow the leader",
+        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == leader),
+    )
+    .await;
+    assert!(is_following(&following));
+    let record = lease(&server, "two").await;
+    assert_eq!(record.holder.as_deref(), Some(leader));
+    assert_eq!(record.term, term(&first.1));
+    assert!(record.managed);
+    assert_eq!(
+        record.holder_uid.as_deref(),
+        Some(format!("uid-{leader}").as_str())
+    );
+    assert!(
+        !matches!(*a.state().borrow(), LeaderState::Leading { .. })
+            || !matches!(*b.state().borrow(), LeaderState::Leading { .. })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_hands_over_within_one_watch_event() {
+    let server = server().await;
+    // A lease so long that only a release (not expiry) can hand over within the test.
+    let t = timing(3600, 10, 2000);
+    let mut a = spawn(&server, "release", "pod-a", t);
+    let term_a = a.leading().await.expect("a leads");
+    let b = spawn(&server, "release", "pod-b", t);
+    let mut sb = b.state();
+    wait_for(
+        &mut sb,
+        "b to follow a",
+        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
+    )
+    .await;
+    let writes_before = server.accounting().count(&agent("pod-b"), "update")
+        + server.accounting().count(&agent("pod-b"), "create");
+    a.release().await.expect("release");
+    let leading = wait_for(&mut sb, "b to lead after the release", is_leading).await;
+    assert_eq!(term(&leading), term_a + 1);
+    // b saw the release in its watch and took the lease in one write: no polling, no retries.
+    let writes_after = server.accounting().count(&agent("pod-b"), "update")
+        + server.accounting().count(&agent("pod-b"), "create");
+    assert_eq!(writes_after - writes_before, 1);
+    let record = lease(&server, "release").await;
+    assert_eq!(record.holder.as_deref(), Some("pod-b"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_elector_race_one_leader_and_strictly_increasing_terms() {
+    let server = server().await;
+    let t = timing(3600, 10, 2000);
+    let mut electors: Vec<_> = (0..5)
+        .map(|i| spawn(&server, "race", &format!("pod-{i}"), t))
+        .collect();
+    let mut terms = Vec::new();
+    while !electors.is_empty() {
+        // Exactly one leads; everyone else follows it.
+        let leader = tokio::time::timeout(EVENTUALLY, async {
+            loop {
+                if let Some(i) = electors
+                    .iter()
+                    .position(|e| is_leading(&e.state().borrow()))
+                {
+                    return i;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("one of the electors leads");
+        let elector = electors.remove(leader);
+        let state = elector.state().borrow().clone();
+        terms.push(term(&state));
+        for other in &electors {
+            assert!(!is_leading(&other.state().borrow()), "two leaders at once");
+        }
+        elector.release().await.expect("release");
+    }
+    assert!(
+        terms.windows(2).all(|w| w[0] < w[1]),
+        "terms not strictly increasing: {terms:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmanaged_lease_is_a_conflict() {
+    let server = server().await;
+    let api: Api<Lease> = Api::namespaced(server.client().expect("client"), "default");
+    let foreign = Lease {
+        metadata: ObjectMeta {
+            name: Some("foreign".into()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".into(),
+                "helm".into(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec::default()),
+    };
+    api.create(&PostParams::default(), &foreign)
+        .await
+        .expect("create foreign lease");
+    let mut a = spawn(&server, "foreign", "pod-a", timing(15, 10, 2000));
+    let result = tokio::time::timeout(EVENTUALLY, a.leading())
+        .await
+        .expect("elector answers");
+    assert!(
+        matches!(result, Err(LeaseError::Unmanaged { .. })),
+        "{result:?}"
+    );
+    // Never taken over.
+    let record = lease(&server, "foreign").await;
+    assert_eq!(record.holder, None);
+    assert!(!record.managed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreated_lease_keeps_the_term_from_leader_policy_status() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    use zen_lead::api::{LeaderPolicy, LeaderPolicySpec, LeaderPolicyStatus};
+
+    let server = server().await;
+    let client = server.client().expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &LeaderPolicy::crd())
+        .await
+        .expect("install CRD");
+    let policies: Api<LeaderPolicy> = Api::namespaced(client.clone(), "default");
+    let created = tokio::time::timeout(EVENTUALLY, async {
+        loop {
+            let policy = LeaderPolicy::new("recreated", LeaderPolicySpec::default());
+            match policies.create(&PostParams::default(), &policy).await {
+                Ok(created) => return created,
+                // The CRD's resource may take a moment to be served.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await
+    .expect("create LeaderPolicy");
+    let mut with_status = created.clone();
+    with_status.status = Some(LeaderPolicyStatus {
+        term: Some(41),
+        ..Default::default()
+    });
+    policies
+        .replace_status("recreated", &PostParams::default(), &with_status)
+        .await
+        .expect("write status.term");
+
+    let t = timing(15, 10, 2000);
+    let mut a = spawn(&server, "recreated", "pod-a", t);
+    assert_eq!(a.leading().await.expect("a leads"), 42);
+    assert_eq!(lease(&server, "recreated").await.term, 42);
+}
