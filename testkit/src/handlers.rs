@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::app::{self, App, Response};
-use crate::delivered;
 use crate::errors::{ApiError, Cause};
 use crate::patch::{self, PatchType, Target};
 use crate::registry::{self, ResourceType};
@@ -125,9 +124,6 @@ fn apply_schema(
     query: &HashMap<String, String>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    if !delivered::SCHEMA {
-        return Ok(());
-    }
     let Some(schema) = ty
         .schemas
         .get(version)
@@ -267,36 +263,7 @@ fn prepare_create(
 /// Serves the resource a CRD defines and fills the CRD's status.
 fn register_crd(app: &App, crd: &mut Value) -> Result<(), ApiError> {
     let name = meta_str(crd, "name").unwrap_or("").to_string();
-    let ty = if delivered::SCHEMA {
-        registry::from_crd(crd)
-    } else {
-        // Without the schema contract, serve the types without schemas.
-        let mut stripped = crd.clone();
-        if let Some(vs) = stripped
-            .pointer_mut("/spec/versions")
-            .and_then(Value::as_array_mut)
-        {
-            for v in vs {
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("schema");
-                }
-            }
-        }
-        registry::from_crd(&stripped).map(|mut t| {
-            if let Some(vs) = crd.pointer("/spec/versions").and_then(Value::as_array) {
-                for v in vs {
-                    if let (Some(n), Some(s)) = (
-                        v.get("name").and_then(Value::as_str),
-                        v.pointer("/schema/openAPIV3Schema"),
-                    ) {
-                        t.raw_schemas.insert(n.to_string(), s.clone());
-                    }
-                }
-            }
-            t
-        })
-    }
-    .map_err(|e| {
+    let ty = registry::from_crd(crd).map_err(|e| {
         ApiError::invalid(
             "apiextensions.k8s.io",
             "CustomResourceDefinition",
@@ -389,7 +356,7 @@ fn create(
     check_identity(ty, &info.version, &info.namespace, &mut obj)?;
     prepare_create(app, ty, &info.version, &mut obj)?;
     apply_schema(ty, &info.version, &mut obj, None, call.query, warnings)?;
-    if delivered::TRACK_UPDATE {
+    {
         let manager = call
             .query
             .get("fieldManager")
@@ -539,9 +506,7 @@ pub fn finish_update(
             .unwrap_or(0);
         meta_mut(&mut new).insert("generation".into(), json!(g + 1));
     }
-    if delivered::TRACK_UPDATE
-        && let Some(manager) = manager
-    {
+    if let Some(manager) = manager {
         patch::track_update(Some(old), &mut new, manager, subresource);
     }
     if without_rv(old) == without_rv(&new) {
@@ -690,13 +655,24 @@ fn apply_patch(
                 return Err(ApiError::not_found(&ty.group, &ty.plural, &info.name));
             };
             let new = if ty_patch == PatchType::Apply {
-                patch::server_side_apply(
-                    &target,
-                    Some(current),
-                    call.body,
-                    &manager_or_default,
-                    force,
-                )?
+                if info.subresource.is_empty() {
+                    patch::server_side_apply(
+                        &target,
+                        Some(current),
+                        call.body,
+                        &manager_or_default,
+                        force,
+                    )?
+                } else {
+                    patch::server_side_apply_subresource(
+                        &target,
+                        current,
+                        call.body,
+                        &manager_or_default,
+                        force,
+                        &info.subresource,
+                    )?
+                }
             } else {
                 patch::patch(ty_patch, &target, current, call.body)?
             };

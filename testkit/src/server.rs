@@ -20,7 +20,7 @@ use crate::errors::ApiError;
 use crate::faults::Verdict;
 use crate::rbac::{self, Attributes, RbacSnapshot, UserInfo};
 use crate::tls::TlsMaterial;
-use crate::{admin, delivered, discovery, handlers, router, watch as watch_stream};
+use crate::{admin, discovery, handlers, router, watch as watch_stream};
 
 /// The identity faults and accounting key on: the request's User-Agent.
 pub fn client_identity(req: &http::Request<Incoming>) -> String {
@@ -45,9 +45,6 @@ pub fn authorized(app: &App, user: &UserInfo, attrs: &Attributes) -> bool {
         // system:basic-user lets every authenticated user ask about itself.
         return true;
     }
-    if !delivered::RBAC {
-        return false;
-    }
     let list = |key: &str| -> Vec<serde_json::Value> { app.store.list(key, None, None).0 };
     let snapshot = RbacSnapshot {
         roles: list("rbac.authorization.k8s.io/roles"),
@@ -59,14 +56,7 @@ pub fn authorized(app: &App, user: &UserInfo, attrs: &Attributes) -> bool {
 }
 
 fn forbidden(user: &UserInfo, attrs: &Attributes) -> ApiError {
-    let message = if delivered::RBAC {
-        rbac::forbidden_message(user, attrs)
-    } else {
-        format!(
-            "User \"{}\" cannot {} resource \"{}\"",
-            user.username, attrs.verb, attrs.resource
-        )
-    };
+    let message = rbac::forbidden_message(user, attrs);
     ApiError::forbidden(&attrs.api_group, &attrs.resource, &attrs.name, message)
 }
 

@@ -828,7 +828,6 @@ async fn rbac_allows_bound_service_account_and_denies_others() {
 }
 
 #[tokio::test]
-#[ignore = "needs testkit-semantics: patch::server_side_apply"]
 async fn server_side_apply_with_field_managers() {
     use kube::api::{Patch, PatchParams};
     let server = TestServer::start().await.expect("server");

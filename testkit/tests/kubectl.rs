@@ -297,7 +297,6 @@ async fn patch_types_and_delete() {
 }
 
 #[tokio::test]
-#[ignore = "needs testkit-semantics: patch::server_side_apply"]
 async fn apply_server_side() {
     let (_server, kc) = setup().await;
     let applied = ok(
@@ -565,4 +564,59 @@ async fn serve_binary_prints_url_writes_kubeconfig_and_exits_on_sigterm() {
         .expect("status");
     assert!(exit.success(), "{exit:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The project's LeaderPolicy CRD, as committed by the protocol work.
+fn leader_policy_crd() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/crd/bases/coordination.kube-zen.io_leaderpolicies.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn leader_policy_crd_prints_its_columns() {
+    let server = TestServer::start().await.expect("server");
+    let kc = server.kubeconfig_path().to_path_buf();
+    ok(&kc, &["apply", "-f", "-"], Some(&leader_policy_crd())).await;
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/standby-daemon.yaml"),
+    )
+    .expect("example");
+    ok(&kc, &["apply", "-f", "-"], Some(&example)).await;
+    let name = ok(
+        &kc,
+        &["get", "lp", "-o", "jsonpath={.items[0].metadata.name}"],
+        None,
+    )
+    .await;
+    ok(
+        &kc,
+        &["patch", "lp", &name, "--subresource=status", "--type", "merge", "-p",
+          r#"{"status":{"currentHolder":{"name":"pod-a"},"phase":"Leading","candidates":3,"term":2}}"#],
+        None,
+    )
+    .await;
+    let table = ok(&kc, &["get", "lp"], None).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .expect("header")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "LEADER", "PHASE", "CANDIDATES", "TERM", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &row[..5],
+        [name.as_str(), "pod-a", "Leading", "3", "2"],
+        "{table}"
+    );
 }
