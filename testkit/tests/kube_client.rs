@@ -1099,3 +1099,143 @@ async fn bench_runs_small() {
     assert!(report.contains("watch events delivered"), "{report}");
     assert!(report.contains("(1000 of 1000 events)"), "{report}");
 }
+
+#[tokio::test]
+async fn foreground_deletion_collects_dependents_first_and_deletecollection_uses_selectors() {
+    let server = TestServer::start().await.expect("server");
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
+    let owner = cms
+        .create(&PostParams::default(), &cm("fg", json!({})))
+        .await
+        .expect("owner");
+    let dep: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "fg-dep",
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "fg", "uid": owner.metadata.uid.expect("uid")}]}}))
+    .expect("dep");
+    cms.create(&PostParams::default(), &dep)
+        .await
+        .expect("dependent");
+    cms.delete("fg", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+    eventually("owner and dependent gone", || async {
+        cms.get_opt("fg").await.expect("get").is_none()
+            && cms.get_opt("fg-dep").await.expect("get").is_none()
+    })
+    .await;
+
+    for (n, team) in [("k1", "a"), ("k2", "a"), ("k3", "b")] {
+        cms.create(&PostParams::default(), &cm(n, json!({"team": team})))
+            .await
+            .expect("create");
+    }
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("team=a"),
+    )
+    .await
+    .expect("deletecollection");
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, ["k3"]);
+}
+
+#[tokio::test]
+async fn exact_list_from_a_compacted_version_is_gone() {
+    let server = TestServer::start().await.expect("server");
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    server.faults().compact();
+    let lp = ListParams::default()
+        .at(&rv)
+        .matching(kube::api::VersionMatch::Exact);
+    assert_eq!(api_code(cms.list(&lp).await.expect_err("compacted")), 410);
+    // A NotOlderThan list is served from the latest state.
+    cms.list(&ListParams::default().at(&rv))
+        .await
+        .expect("not older than");
+}
+
+#[tokio::test]
+async fn crd_versions_share_storage_and_namespaces_delete_their_contents() {
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let server = TestServer::start().await.expect("server");
+    let client = server.client().expect("client");
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
+    let crd = serde_json::from_value(json!({
+        "metadata": {"name": "things.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "things", "kind": "Thing"},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true, "schema": schema},
+                {"name": "v2", "served": true, "storage": false, "schema": schema}]}
+    }))
+    .expect("crd");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("crd");
+    let v1: Api<DynamicObject> = Api::default_namespaced_with(
+        client.clone(),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v1", "Thing")),
+    );
+    let v2: Api<DynamicObject> = Api::default_namespaced_with(
+        client.clone(),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v2", "Thing")),
+    );
+    let obj: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Thing",
+        "metadata": {"name": "t"}, "spec": {"x": 1}}))
+        .expect("obj");
+    v1.create(&PostParams::default(), &obj)
+        .await
+        .expect("create v1");
+    let read = v2.get("t").await.expect("read through v2");
+    assert_eq!(
+        read.types.map(|t| t.api_version).as_deref(),
+        Some("example.com/v2")
+    );
+    assert_eq!(read.data["spec"]["x"], 1);
+
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "tmp"}})).expect("ns"),
+        )
+        .await
+        .expect("ns");
+    let in_tmp: Api<ConfigMap> = Api::namespaced(client.clone(), "tmp");
+    in_tmp
+        .create(&PostParams::default(), &cm("inside", json!({})))
+        .await
+        .expect("create");
+    namespaces
+        .delete("tmp", &DeleteParams::default())
+        .await
+        .expect("delete ns");
+    eventually("namespace gone", || async {
+        namespaces.get_opt("tmp").await.expect("get").is_none()
+    })
+    .await;
+    assert!(
+        in_tmp
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+}
