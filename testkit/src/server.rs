@@ -116,8 +116,16 @@ fn impersonate(req: &http::Request<Incoming>, user: UserInfo) -> Result<UserInfo
     })
 }
 
-/// Serves one request.
+/// Serves one request, logging it at debug level.
 async fn dispatch(app: Arc<App>, req: http::Request<Incoming>) -> Response {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let client = client_identity(&req);
+    let resp = serve_request(app, req).await;
+    tracing::debug!(%method, %uri, %client, status = resp.status().as_u16(), "request");
+    resp
+}
+
+async fn serve_request(app: Arc<App>, req: http::Request<Incoming>) -> Response {
     let client = client_identity(&req);
     let path = req.uri().path().to_string();
     let query = router::query_map(req.uri().query());

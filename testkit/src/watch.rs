@@ -172,7 +172,9 @@ fn start(
         )
         .await;
     };
-    app.tasks.spawn(task);
+    use tracing::Instrument;
+    let span = tracing::debug_span!("watch", resource = %ty.plural, namespace = %info.namespace);
+    app.tasks.spawn(task.instrument(span));
     let body = StreamBody::new(tokio_stream_from(rx)).boxed();
     Ok(http::Response::builder()
         .status(200)
