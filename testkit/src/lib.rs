@@ -27,6 +27,8 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod crd;
+pub mod delete;
 pub mod discovery;
 pub mod errors;
 pub mod faults;

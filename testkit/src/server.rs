@@ -140,7 +140,11 @@ async fn serve_request(app: Arc<App>, req: http::Request<Incoming>) -> Response 
         return admin::serve(&app, &method, &path, &query, &body).await;
     }
     let info = router::parse(req.method(), &path, &query);
-    let verb = info.as_ref().map_or("get", |i| i.verb.as_str()).to_string();
+    // Discovery, OpenAPI and health checks are counted apart from resource reads.
+    let verb = info
+        .as_ref()
+        .map_or("discovery", |i| i.verb.as_str())
+        .to_string();
     app.accounting.record(&client, &verb);
     let user = match authenticate(&app, &req) {
         Ok(u) => u,
