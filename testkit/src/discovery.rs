@@ -113,7 +113,7 @@ pub fn serve(app: &App, path: &str) -> Option<Response> {
                 .status(200)
                 .header(
                     http::header::CONTENT_TYPE,
-                    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
                 )
                 .body(app::full(openapi::v2_protobuf()))
                 .ok()?,

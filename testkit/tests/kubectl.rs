@@ -620,3 +620,44 @@ async fn leader_policy_crd_prints_its_columns() {
         "{table}"
     );
 }
+
+/// Regression: kubectl falls back to /openapi/v2 for kinds the v3 documents lack, and Go's mime
+/// parser rejected the `@` in the old content type.
+#[tokio::test]
+async fn apply_of_an_unserved_kind_reports_the_missing_mapping_and_deployments_reapply() {
+    let server = TestServer::start().await.expect("server");
+    let kc = server.kubeconfig_path().to_path_buf();
+    let missing = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some("apiVersion: example.com/v1\nkind: Nothing\nmetadata: {name: thing}\n"),
+    )
+    .await;
+    assert!(
+        !missing.ok && missing.stderr.contains("no matches for kind \"Nothing\""),
+        "{}",
+        missing.stderr
+    );
+
+    let deploy = |replicas: u32, image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: d}}}}\n  template:\n    metadata: {{labels: {{app: d}}}}\n    spec:\n      containers:\n      - {{name: main, image: {image}}}\n      - {{name: side, image: side:1}}\n"
+        )
+    };
+    ok(&kc, &["apply", "-f", "-"], Some(&deploy(1, "app:1"))).await;
+    ok(&kc, &["apply", "-f", "-"], Some(&deploy(2, "app:2"))).await;
+    let got = ok(
+        &kc,
+        &["get", "deploy", "d", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[*].image} {.metadata.generation}"],
+        None,
+    )
+    .await;
+    assert_eq!(got, "2 app:2 side:1 2");
+    let diff = kubectl(&kc, &["diff", "-f", "-"], Some(&deploy(3, "app:2"))).await;
+    assert!(
+        diff.stdout.contains("+  replicas: 3"),
+        "{}{}",
+        diff.stdout,
+        diff.stderr
+    );
+}
