@@ -3,7 +3,6 @@
 use serde_json::{Value, json};
 
 use crate::app::{self, App, Response};
-use crate::delivered;
 use crate::openapi::{self, OpenApiResource};
 
 fn resource_list(app: &App, group: &str, version: &str) -> Option<Value> {
@@ -114,17 +113,14 @@ pub fn serve(app: &App, path: &str) -> Option<Response> {
                 .status(200)
                 .header(
                     http::header::CONTENT_TYPE,
-                    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
                 )
                 .body(app::full(openapi::v2_protobuf()))
                 .ok()?,
         ),
-        "/openapi/v3" if delivered::OPENAPI => ok(openapi::v3_root(&openapi_resources(app))),
+        "/openapi/v3" => ok(openapi::v3_root(&openapi_resources(app))),
         _ => {
             if let Some(gv) = path.strip_prefix("/openapi/v3/") {
-                if !delivered::OPENAPI {
-                    return Some(app::error(&crate::errors::ApiError::path_not_found()));
-                }
                 return match openapi::v3_group_version(gv, &openapi_resources(app)) {
                     Some(v) => ok(v),
                     None => Some(app::error(&crate::errors::ApiError::path_not_found())),

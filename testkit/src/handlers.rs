@@ -2,15 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
 use crate::app::{self, App, Response};
-use crate::delivered;
 use crate::errors::{ApiError, Cause};
 use crate::patch::{self, PatchType, Target};
-use crate::registry::{self, ResourceType};
+use crate::registry::ResourceType;
 use crate::router::RequestInfo;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::Mutation;
@@ -32,11 +30,11 @@ pub struct Call<'a> {
     pub default_manager: String,
 }
 
-fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()
 }
 
-fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+pub(crate) fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
@@ -125,9 +123,6 @@ fn apply_schema(
     query: &HashMap<String, String>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    if !delivered::SCHEMA {
-        return Ok(());
-    }
     let Some(schema) = ty
         .schemas
         .get(version)
@@ -256,87 +251,11 @@ fn prepare_create(
         }
         ("", "serviceaccounts") | ("", "configmaps") | ("", "secrets") => {}
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            register_crd(app, obj)?;
+            crate::crd::register(app, obj)?;
         }
         _ => {}
     }
     let _ = version;
-    Ok(())
-}
-
-/// Serves the resource a CRD defines and fills the CRD's status.
-fn register_crd(app: &App, crd: &mut Value) -> Result<(), ApiError> {
-    let name = meta_str(crd, "name").unwrap_or("").to_string();
-    let ty = if delivered::SCHEMA {
-        registry::from_crd(crd)
-    } else {
-        // Without the schema contract, serve the types without schemas.
-        let mut stripped = crd.clone();
-        if let Some(vs) = stripped
-            .pointer_mut("/spec/versions")
-            .and_then(Value::as_array_mut)
-        {
-            for v in vs {
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("schema");
-                }
-            }
-        }
-        registry::from_crd(&stripped).map(|mut t| {
-            if let Some(vs) = crd.pointer("/spec/versions").and_then(Value::as_array) {
-                for v in vs {
-                    if let (Some(n), Some(s)) = (
-                        v.get("name").and_then(Value::as_str),
-                        v.pointer("/schema/openAPIV3Schema"),
-                    ) {
-                        t.raw_schemas.insert(n.to_string(), s.clone());
-                    }
-                }
-            }
-            t
-        })
-    }
-    .map_err(|e| {
-        ApiError::invalid(
-            "apiextensions.k8s.io",
-            "CustomResourceDefinition",
-            &name,
-            vec![Cause::invalid("spec", e)],
-        )
-    })?;
-    let expected = format!("{}.{}", ty.plural, ty.group);
-    if name != expected {
-        return Err(ApiError::invalid(
-            "apiextensions.k8s.io",
-            "CustomResourceDefinition",
-            &name,
-            vec![Cause::invalid(
-                "metadata.name",
-                format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
-            )],
-        ));
-    }
-    let now = app::now_time();
-    let cond = |t: &str, reason: &str, msg: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg});
-    let stored: Vec<Value> = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .map(|vs| {
-            vs.iter()
-                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-                .filter_map(|v| v.get("name").cloned())
-                .collect()
-        })
-        .unwrap_or_default();
-    crd["status"] = json!({
-        "conditions": [
-            cond("NamesAccepted", "NoConflicts", "no conflicts found"),
-            cond("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-        ],
-        "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or(json!({})),
-        "storedVersions": stored,
-    });
-    app.registry_mut().insert(ty);
     Ok(())
 }
 
@@ -389,7 +308,7 @@ fn create(
     check_identity(ty, &info.version, &info.namespace, &mut obj)?;
     prepare_create(app, ty, &info.version, &mut obj)?;
     apply_schema(ty, &info.version, &mut obj, None, call.query, warnings)?;
-    if delivered::TRACK_UPDATE {
+    {
         let manager = call
             .query
             .get("fieldManager")
@@ -539,9 +458,7 @@ pub fn finish_update(
             .unwrap_or(0);
         meta_mut(&mut new).insert("generation".into(), json!(g + 1));
     }
-    if delivered::TRACK_UPDATE
-        && let Some(manager) = manager
-    {
+    if let Some(manager) = manager {
         patch::track_update(Some(old), &mut new, manager, subresource);
     }
     if without_rv(old) == without_rv(&new) {
@@ -563,7 +480,7 @@ pub fn finish_update(
 }
 
 /// A pod still within its grace period (the kubelet simulation or a timer removes it).
-fn is_graceful_pod(ty: &ResourceType, obj: &Value) -> bool {
+pub(crate) fn is_graceful_pod(ty: &ResourceType, obj: &Value) -> bool {
     ty.group.is_empty()
         && ty.plural == "pods"
         && obj
@@ -690,13 +607,24 @@ fn apply_patch(
                 return Err(ApiError::not_found(&ty.group, &ty.plural, &info.name));
             };
             let new = if ty_patch == PatchType::Apply {
-                patch::server_side_apply(
-                    &target,
-                    Some(current),
-                    call.body,
-                    &manager_or_default,
-                    force,
-                )?
+                if info.subresource.is_empty() {
+                    patch::server_side_apply(
+                        &target,
+                        Some(current),
+                        call.body,
+                        &manager_or_default,
+                        force,
+                    )?
+                } else {
+                    patch::server_side_apply_subresource(
+                        &target,
+                        current,
+                        call.body,
+                        &manager_or_default,
+                        force,
+                        &info.subresource,
+                    )?
+                }
             } else {
                 patch::patch(ty_patch, &target, current, call.body)?
             };
@@ -731,7 +659,7 @@ fn after_write(app: &App, ty: &ResourceType, obj: &Value) {
         && obj.pointer("/metadata/deletionTimestamp").is_none()
     {
         let mut crd = obj.clone();
-        if register_crd(app, &mut crd).is_err() {
+        if crate::crd::register(app, &mut crd).is_err() {
             tracing::debug!("updated CRD no longer valid; keeping the served type");
         }
     }
@@ -771,303 +699,6 @@ fn delete_options(call: &Call<'_>) -> DeleteOptions {
             .and_then(Value::as_str)
             .map(str::to_string),
     }
-}
-
-/// Deletes one object, honouring grace periods, finalizers and propagation.
-#[allow(clippy::too_many_arguments)]
-pub fn delete_object(
-    app: &Arc<App>,
-    ty: &ResourceType,
-    ns: &str,
-    name: &str,
-    grace: Option<i64>,
-    propagation: Option<&str>,
-    preconditions: (Option<&str>, Option<&str>),
-    dry_run: bool,
-) -> Result<Value, ApiError> {
-    let propagation = propagation.unwrap_or("Background").to_string();
-    let mut grace_timer = None;
-    let result = app.store.mutate(&ty.key(), ns, name, |current| {
-        let Some(current) = current else {
-            return Err(ApiError::not_found(&ty.group, &ty.plural, name));
-        };
-        if let Some(uid) = preconditions.0
-            && Some(uid) != meta_str(current, "uid")
-        {
-            return Err(ApiError::conflict(&ty.group, &ty.plural, name));
-        }
-        if let Some(rv) = preconditions.1
-            && Some(rv) != meta_str(current, "resourceVersion")
-        {
-            return Err(ApiError::conflict(&ty.group, &ty.plural, name));
-        }
-        let mut obj = current.clone();
-        let already = current.pointer("/metadata/deletionTimestamp").is_some();
-        let is_pod = ty.group.is_empty() && ty.plural == "pods";
-        // Only a pod bound to a (simulated) node and not finished waits for its containers.
-        let pod_grace = if is_pod
-            && current
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty())
-            && !matches!(
-                current.pointer("/status/phase").and_then(Value::as_str),
-                Some("Succeeded" | "Failed")
-            ) {
-            grace
-                .or_else(|| {
-                    current
-                        .pointer("/spec/terminationGracePeriodSeconds")
-                        .and_then(Value::as_i64)
-                })
-                .unwrap_or(30)
-        } else {
-            0
-        };
-        let mut finalizers: Vec<Value> = current
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if propagation == "Foreground"
-            && !already
-            && !finalizers.contains(&json!("foregroundDeletion"))
-        {
-            finalizers.push(json!("foregroundDeletion"));
-        }
-        let meta = meta_mut(&mut obj);
-        if !already {
-            meta.insert("deletionTimestamp".into(), json!(app::time_in(pod_grace)));
-        }
-        if is_pod {
-            let prev = current
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_i64);
-            let g = prev.map_or(pod_grace, |p| p.min(pod_grace));
-            meta.insert("deletionGracePeriodSeconds".into(), json!(g));
-            if g > 0 {
-                grace_timer = Some(g);
-            }
-        } else if !already {
-            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-        }
-        if !finalizers.is_empty() {
-            meta.insert("finalizers".into(), Value::Array(finalizers));
-        }
-        let waits = grace_timer.is_some()
-            || obj
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
-        Ok(if dry_run {
-            Mutation::Noop(obj)
-        } else if !waits {
-            Mutation::Delete(obj)
-        } else if obj == *current {
-            Mutation::Noop(obj)
-        } else {
-            Mutation::Update(obj)
-        })
-    })?;
-    if dry_run {
-        return Ok(result);
-    }
-    if let Some(g) = grace_timer {
-        let app2 = app.clone();
-        let (key, ns, name) = (ty.key(), ns.to_string(), name.to_string());
-        let uid = meta_str(&result, "uid").unwrap_or("").to_string();
-        app.tasks.spawn(async move {
-            tokio::time::sleep(Duration::from_secs(g as u64)).await;
-            finalize_pod(&app2, &key, &ns, &name, &uid);
-        });
-    }
-    let uid = meta_str(&result, "uid").unwrap_or("").to_string();
-    if ty.plural == "namespaces" && ty.group.is_empty() {
-        delete_namespace_contents(app, name);
-        let _ = app.store.mutate(&ty.key(), "", name, |cur| match cur {
-            Some(c) => Ok(Mutation::Delete(c.clone())),
-            None => Ok(Mutation::Noop(Value::Null)),
-        });
-    }
-    if ty.plural == "customresourcedefinitions"
-        && result.pointer("/metadata/deletionTimestamp").is_some()
-    {
-        remove_crd(app, &result);
-    }
-    match propagation.as_str() {
-        "Orphan" => orphan_dependents(app, &uid),
-        "Foreground" => {
-            delete_dependents(app, &uid);
-            let _ = remove_finalizer(app, &ty.key(), ns, name, "foregroundDeletion");
-        }
-        _ => {
-            let app2 = app.clone();
-            app.tasks
-                .spawn(async move { delete_dependents(&app2, &uid) });
-        }
-    }
-    Ok(result)
-}
-
-/// Removes a terminating pod (its grace period ran out, or its containers stopped).
-pub fn finalize_pod(app: &App, key: &str, ns: &str, name: &str, uid: &str) {
-    let _ = app.store.mutate(key, ns, name, |cur| match cur {
-        Some(c)
-            if c.pointer("/metadata/deletionTimestamp").is_some()
-                && meta_str(c, "uid") == Some(uid) =>
-        {
-            let mut obj = c.clone();
-            meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
-            let pending = obj
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
-            Ok(if pending {
-                Mutation::Update(obj)
-            } else {
-                Mutation::Delete(obj)
-            })
-        }
-        _ => Ok(Mutation::Noop(Value::Null)),
-    });
-}
-
-fn remove_finalizer(
-    app: &App,
-    key: &str,
-    ns: &str,
-    name: &str,
-    finalizer: &str,
-) -> Result<Value, ApiError> {
-    app.store.mutate(key, ns, name, |cur| {
-        let Some(c) = cur else {
-            return Ok(Mutation::Noop(Value::Null));
-        };
-        let mut obj = c.clone();
-        let meta = meta_mut(&mut obj);
-        let left: Vec<Value> = meta
-            .get("finalizers")
-            .and_then(Value::as_array)
-            .map(|f| {
-                f.iter()
-                    .filter(|x| x.as_str() != Some(finalizer))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        if left.is_empty() {
-            meta.remove("finalizers");
-        } else {
-            meta.insert("finalizers".into(), Value::Array(left.clone()));
-        }
-        Ok(
-            if left.is_empty() && meta.contains_key("deletionTimestamp") {
-                Mutation::Delete(obj)
-            } else {
-                Mutation::Update(obj)
-            },
-        )
-    })
-}
-
-fn owned_by(obj: &Value, uid: &str) -> bool {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .is_some_and(|refs| {
-            refs.iter()
-                .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
-        })
-}
-
-fn type_of_key(app: &App, key: &str) -> Option<Arc<ResourceType>> {
-    app.registry().by_key(key)
-}
-
-/// Background/foreground garbage collection: deletes every dependent of `uid`, recursively.
-fn delete_dependents(app: &Arc<App>, uid: &str) {
-    if uid.is_empty() {
-        return;
-    }
-    for (key, obj) in app.store.all_objects() {
-        if !owned_by(&obj, uid) {
-            continue;
-        }
-        let Some(ty) = type_of_key(app, &key) else {
-            continue;
-        };
-        let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
-        let name = meta_str(&obj, "name").unwrap_or("").to_string();
-        let _ = delete_object(
-            app,
-            &ty,
-            &ns,
-            &name,
-            None,
-            Some("Background"),
-            (None, None),
-            false,
-        );
-    }
-}
-
-/// Orphan propagation: drops owner references to `uid` from dependents.
-fn orphan_dependents(app: &App, uid: &str) {
-    for (key, obj) in app.store.all_objects() {
-        if !owned_by(&obj, uid) {
-            continue;
-        }
-        let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
-        let name = meta_str(&obj, "name").unwrap_or("").to_string();
-        let _ = app.store.mutate(&key, &ns, &name, |cur| {
-            let Some(c) = cur else {
-                return Ok(Mutation::Noop(Value::Null));
-            };
-            let mut o = c.clone();
-            if let Some(refs) = o
-                .pointer_mut("/metadata/ownerReferences")
-                .and_then(Value::as_array_mut)
-            {
-                refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
-            }
-            Ok(Mutation::Update(o))
-        });
-    }
-}
-
-fn delete_namespace_contents(app: &Arc<App>, ns: &str) {
-    for (key, name) in app.store.names_in_namespace(ns) {
-        let _ = app.store.mutate(&key, ns, &name, |cur| match cur {
-            Some(c) => Ok(Mutation::Delete(c.clone())),
-            None => Ok(Mutation::Noop(Value::Null)),
-        });
-    }
-}
-
-fn remove_crd(app: &App, crd: &Value) {
-    let group = crd
-        .pointer("/spec/group")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let plural = crd
-        .pointer("/spec/names/plural")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let key = format!("{group}/{plural}");
-    for (ns, name) in app.store.names_of(&key) {
-        let _ = app.store.mutate(&key, &ns, &name, |cur| match cur {
-            Some(c) => Ok(Mutation::Delete(c.clone())),
-            None => Ok(Mutation::Noop(Value::Null)),
-        });
-    }
-    app.registry_mut().remove(&key);
-    let name = meta_str(crd, "name").unwrap_or("").to_string();
-    let _ = remove_finalizer(
-        app,
-        "apiextensions.k8s.io/customresourcedefinitions",
-        "",
-        &name,
-        "customresourcecleanup.apiextensions.k8s.io",
-    );
 }
 
 /// A continue token: the last returned key and the list's resourceVersion.
@@ -1149,25 +780,21 @@ fn list(app: &App, ty: &ResourceType, call: &Call<'_>) -> Result<Value, ApiError
         )));
     }
     let ns = (!info.namespace.is_empty()).then_some(info.namespace.as_str());
-    let (objs, rv) = app.store.list(&ty.key(), ns, after.as_ref());
     let limit = call
         .query
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
-    let mut items = Vec::new();
+    let page = app
+        .store
+        .list_page(&ty.key(), ns, after.as_ref(), |o| sel.matches(o), limit);
+    let (rv, remaining) = (page.rv, page.remaining);
+    let items: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|o| present(o, ty, &info.version))
+        .collect();
     let mut cont = None;
-    let mut remaining = 0u64;
-    for obj in objs {
-        if !sel.matches(&obj) {
-            continue;
-        }
-        if limit.is_some_and(|l| items.len() >= l) {
-            remaining += 1;
-            continue;
-        }
-        items.push(present(obj, ty, &info.version));
-    }
     let list_rv = token_rv.unwrap_or(rv);
     if remaining > 0
         && let Some(last) = items.last()
@@ -1304,7 +931,7 @@ async fn handle_inner(
         }
         "delete" => {
             let opts = delete_options(call);
-            let v = delete_object(
+            let v = crate::delete::delete_object(
                 app,
                 &ty,
                 &info.namespace,
@@ -1339,7 +966,7 @@ async fn handle_inner(
             for obj in objs.iter().filter(|o| sel.matches(o)) {
                 let ons = meta_str(obj, "namespace").unwrap_or("");
                 let name = meta_str(obj, "name").unwrap_or("");
-                match delete_object(
+                match crate::delete::delete_object(
                     app,
                     &ty,
                     ons,

@@ -183,7 +183,7 @@ impl Kubelet {
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or("");
-        handlers::finalize_pod(&self.app, "/pods", ns, name, uid);
+        crate::delete::finalize_pod(&self.app, "/pods", ns, name, uid);
         Ok(())
     }
 }

@@ -27,6 +27,8 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod crd;
+pub mod delete;
 pub mod demo;
 pub mod discovery;
 pub mod errors;
@@ -57,19 +59,6 @@ pub use accounting::Accounting;
 pub use auth::{ADMIN_TOKEN, Tokens};
 pub use faults::{FaultSpec, Faults};
 pub use kubelet::Kubelet;
-
-/// Which testkit-semantics contract functions are wired in (the others would panic with
-/// `todo!()`): flipped to true as each is merged.
-pub(crate) mod delivered {
-    /// `patch::track_update` (managedFields on non-apply writes).
-    pub const TRACK_UPDATE: bool = true;
-    /// `schema::Schema`.
-    pub const SCHEMA: bool = true;
-    /// `openapi::v3_*`.
-    pub const OPENAPI: bool = true;
-    /// `rbac::authorize` and `rbac::forbidden_message`.
-    pub const RBAC: bool = true;
-}
 
 /// Starting the server failed.
 #[derive(Debug, thiserror::Error)]

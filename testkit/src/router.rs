@@ -76,7 +76,8 @@ pub fn parse(
     }
     let collection = info.name.is_empty();
     info.verb = match *method {
-        http::Method::GET | http::Method::HEAD if collection && flag(query, "watch") => "watch",
+        // `?watch=1` on a named path is the deprecated single-object watch.
+        http::Method::GET | http::Method::HEAD if flag(query, "watch") => "watch",
         http::Method::GET | http::Method::HEAD if collection => "list",
         http::Method::GET | http::Method::HEAD => "get",
         http::Method::POST => "create",

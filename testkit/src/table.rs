@@ -96,6 +96,16 @@ fn columns_and_cells(ty: &ResourceType, version: &str) -> (Vec<Value>, Vec<(Stri
         paths.push((".status.phase".into(), "string".into()));
         defs.push(col("Restarts", "string", ""));
         paths.push(("@restarts".into(), "string".into()));
+        defs.push(col("Age", "date", ""));
+        paths.push((".metadata.creationTimestamp".into(), "date".into()));
+        // Priority 1: shown by `-o wide`.
+        for (name, path) in [("IP", "@podIP"), ("Node", "@nodeName")] {
+            let mut d = col(name, "string", "");
+            d["priority"] = json!(1);
+            defs.push(d);
+            paths.push((path.into(), "string".into()));
+        }
+        return (defs, paths);
     }
     defs.push(col("Age", "date", ""));
     paths.push((".metadata.creationTimestamp".into(), "date".into()));
@@ -120,6 +130,15 @@ fn row(obj: &Value, paths: &[(String, String)], include_object: &str) -> Value {
                         .count()
                 });
                 json!(format!("{ready}/{total}"))
+            }
+            // The pod printer of kube-apiserver prints "<none>" itself.
+            "@podIP" | "@nodeName" => {
+                let ptr = if p == "@podIP" {
+                    "/status/podIP"
+                } else {
+                    "/spec/nodeName"
+                };
+                json!(obj.pointer(ptr).and_then(Value::as_str).unwrap_or("<none>"))
             }
             "@restarts" => json!(
                 obj.pointer("/status/containerStatuses")

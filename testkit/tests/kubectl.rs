@@ -297,7 +297,6 @@ async fn patch_types_and_delete() {
 }
 
 #[tokio::test]
-#[ignore = "needs testkit-semantics: patch::server_side_apply"]
 async fn apply_server_side() {
     let (_server, kc) = setup().await;
     let applied = ok(
@@ -565,4 +564,100 @@ async fn serve_binary_prints_url_writes_kubeconfig_and_exits_on_sigterm() {
         .expect("status");
     assert!(exit.success(), "{exit:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The project's LeaderPolicy CRD, as committed by the protocol work.
+fn leader_policy_crd() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/crd/bases/coordination.kube-zen.io_leaderpolicies.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn leader_policy_crd_prints_its_columns() {
+    let server = TestServer::start().await.expect("server");
+    let kc = server.kubeconfig_path().to_path_buf();
+    ok(&kc, &["apply", "-f", "-"], Some(&leader_policy_crd())).await;
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/standby-daemon.yaml"),
+    )
+    .expect("example");
+    ok(&kc, &["apply", "-f", "-"], Some(&example)).await;
+    let name = ok(
+        &kc,
+        &["get", "lp", "-o", "jsonpath={.items[0].metadata.name}"],
+        None,
+    )
+    .await;
+    ok(
+        &kc,
+        &["patch", "lp", &name, "--subresource=status", "--type", "merge", "-p",
+          r#"{"status":{"currentHolder":{"name":"pod-a"},"phase":"Leading","candidates":3,"term":2}}"#],
+        None,
+    )
+    .await;
+    let table = ok(&kc, &["get", "lp"], None).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .expect("header")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "LEADER", "PHASE", "CANDIDATES", "TERM", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &row[..5],
+        [name.as_str(), "pod-a", "Leading", "3", "2"],
+        "{table}"
+    );
+}
+
+/// Regression: kubectl falls back to /openapi/v2 for kinds the v3 documents lack, and Go's mime
+/// parser rejected the `@` in the old content type.
+#[tokio::test]
+async fn apply_of_an_unserved_kind_reports_the_missing_mapping_and_deployments_reapply() {
+    let server = TestServer::start().await.expect("server");
+    let kc = server.kubeconfig_path().to_path_buf();
+    let missing = kubectl(
+        &kc,
+        &["apply", "-f", "-"],
+        Some("apiVersion: example.com/v1\nkind: Nothing\nmetadata: {name: thing}\n"),
+    )
+    .await;
+    assert!(
+        !missing.ok && missing.stderr.contains("no matches for kind \"Nothing\""),
+        "{}",
+        missing.stderr
+    );
+
+    let deploy = |replicas: u32, image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: d}}}}\n  template:\n    metadata: {{labels: {{app: d}}}}\n    spec:\n      containers:\n      - {{name: main, image: {image}}}\n      - {{name: side, image: side:1}}\n"
+        )
+    };
+    ok(&kc, &["apply", "-f", "-"], Some(&deploy(1, "app:1"))).await;
+    ok(&kc, &["apply", "-f", "-"], Some(&deploy(2, "app:2"))).await;
+    let got = ok(
+        &kc,
+        &["get", "deploy", "d", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[*].image} {.metadata.generation}"],
+        None,
+    )
+    .await;
+    assert_eq!(got, "2 app:2 side:1 2");
+    let diff = kubectl(&kc, &["diff", "-f", "-"], Some(&deploy(3, "app:2"))).await;
+    assert!(
+        diff.stdout.contains("+  replicas: 3"),
+        "{}{}",
+        diff.stdout,
+        diff.stderr
+    );
 }
