@@ -195,12 +195,26 @@ pub fn children_of(parent: Pid) -> Vec<Pid> {
         .collect()
 }
 
+/// Every descendant of `root` on the host (not `root` itself).
+pub fn descendants(root: Pid) -> Vec<Pid> {
+    let procs = processes();
+    let mut found = vec![root.as_raw()];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(procs.iter().filter(|p| p.ppid == parent).map(|p| p.pid));
+        i += 1;
+    }
+    found.into_iter().skip(1).map(Pid::from_raw).collect()
+}
+
 /// One line of /proc/PID/stat.
 #[derive(Debug, Clone)]
 pub struct Proc {
     pub pid: i32,
     pub ppid: i32,
     pub state: char,
+    pub pgrp: i32,
 }
 
 /// Every process on the host.
@@ -217,7 +231,13 @@ pub fn processes() -> Vec<Proc> {
             let mut fields = rest.split_whitespace();
             let state = fields.next()?.chars().next()?;
             let ppid = fields.next()?.parse().ok()?;
-            Some(Proc { pid, ppid, state })
+            let pgrp = fields.next()?.parse().ok()?;
+            Some(Proc {
+                pid,
+                ppid,
+                state,
+                pgrp,
+            })
         })
         .collect()
 }
@@ -263,10 +283,15 @@ impl Wrapper {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    /// SIGKILLs the whole process group (and with it, for PID 1, the whole namespace).
+    /// SIGKILLs the whole process group (and with it, for PID 1, the whole namespace) and every
+    /// descendant (the wrapper's child leads a process group of its own).
     pub fn kill_all(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let outer = Pid::from_raw(child.id() as i32);
+            for pid in descendants(outer) {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            let _ = killpg(outer, Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -1,0 +1,390 @@
+//! Multi-process election suite: real `zen-lead-exec` replicas against the testkit API server.
+//! Children append `term,start|beat|stop,nanos,identity` heartbeats to one shared file, and the
+//! single-active checker runs at the end of every test: no two terms ever interleave.
+
+mod exec_support;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use exec_support::*;
+use nix::sys::signal::Signal;
+use zen_lead::api::Renewer;
+
+struct Pool {
+    api: ApiServer,
+    scratch: Scratch,
+    name: String,
+    hb: PathBuf,
+}
+
+impl Pool {
+    fn new(name: &str) -> Self {
+        let scratch = Scratch::new(name);
+        let hb = scratch.path("heartbeats");
+        let _ = scratch.script("hb.sh", HEARTBEAT);
+        Self {
+            api: ApiServer::start(),
+            scratch,
+            name: name.to_owned(),
+            hb,
+        }
+    }
+
+    /// A heartbeat replica with `identity` and extra flags.
+    fn replica(&self, identity: &str, extra: &[&str], pid1: bool) -> Wrapper {
+        let mut launch = self
+            .api
+            .launch(&self.scratch, identity)
+            .args(["--pool", self.name.as_str(), "--identity", identity])
+            .args(FAST)
+            .args(extra.iter().copied())
+            .env("HB", self.hb.to_string_lossy())
+            .arg_path(&self.scratch.path("hb.sh"));
+        if pid1 {
+            launch = launch.pid1();
+        }
+        launch.spawn()
+    }
+
+    fn heartbeats(&self) -> String {
+        std::fs::read_to_string(&self.hb).unwrap_or_default()
+    }
+
+    fn terms(&self) -> Vec<Interval> {
+        intervals(&self.heartbeats())
+    }
+
+    fn holder(&self) -> Option<String> {
+        self.api.lease(&self.name).and_then(|r| r.holder)
+    }
+
+    /// Waits until the child of a term above `after` has beaten `beats` times; returns it.
+    fn wait_for_term_after(&self, after: u64, beats: usize) -> Interval {
+        let mut found = None;
+        eventually(&format!("a child of a term after {after} to run"), || {
+            let text = self.heartbeats();
+            let Some(last) = intervals(&text).last().cloned() else {
+                return false;
+            };
+            let n = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{},beat,", last.term)))
+                .count();
+            let ok = last.term > after && n >= beats;
+            found = Some(last);
+            ok
+        });
+        found.expect("a term")
+    }
+
+    /// Waits for the first running leader; returns its identity.
+    fn wait_for_running_leader(&self, beats: usize) -> String {
+        self.wait_for_term_after(0, beats).identity
+    }
+
+    fn check(&self) -> Vec<Interval> {
+        check_single_active(&self.heartbeats())
+    }
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos()
+}
+
+fn index_of(identity: &str) -> usize {
+    identity.trim_start_matches('r').parse().expect("rN")
+}
+
+#[test]
+fn five_replicas_exactly_one_child_runs() {
+    let pool = Pool::new("five");
+    let mut replicas: Vec<Wrapper> = (0..5)
+        .map(|i| pool.replica(&format!("r{i}"), &[], false))
+        .collect();
+    let leader = pool.wait_for_running_leader(20);
+    assert_eq!(pool.holder().as_deref(), Some(leader.as_str()));
+    let terms = pool.check();
+    assert_eq!(terms.len(), 1, "one term only: {terms:?}");
+    // Every replica is still up: the four followers wait.
+    for w in &mut replicas {
+        assert!(w.running(), "{}", w.stderr());
+    }
+    // Children run the script as `/bin/sh .../hb.sh` (the wrappers only name it as an
+    // argument), each in its own process group: count the groups.
+    let script = pool.scratch.path("hb.sh").to_string_lossy().into_owned();
+    let mut groups: Vec<i32> = processes()
+        .iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|c| {
+                let argv: Vec<&str> = c.split('\0').collect();
+                argv.first().is_some_and(|a| a.ends_with("sh")) && argv.contains(&script.as_str())
+            })
+        })
+        .map(|p| p.pgrp)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let hb_processes = groups.len();
+    assert_eq!(hb_processes, 1, "exactly one child process runs");
+    drop(replicas);
+    pool.check();
+}
+
+#[test]
+fn sigterm_to_the_leader_hands_over_after_its_child_is_gone() {
+    let pool = Pool::new("handover");
+    let mut replicas: Vec<Wrapper> = (0..3)
+        .map(|i| pool.replica(&format!("r{i}"), &[], false))
+        .collect();
+    let first = pool.wait_for_term_after(0, 5);
+    let old = &mut replicas[index_of(&first.identity)];
+    old.signal(Signal::SIGTERM);
+    // The child traps TERM and exits 0; the wrapper exits with its code.
+    assert_eq!(old.exit_code(), 0, "{}", old.stderr());
+    let second = pool.wait_for_term_after(first.term, 5);
+    assert_ne!(first.identity, second.identity);
+    let terms = pool.check();
+    assert_eq!(terms.len(), 2, "{terms:?}");
+    assert!(terms[1].term > terms[0].term);
+    assert!(
+        pool.heartbeats()
+            .lines()
+            .any(|l| l.starts_with(&format!("{},stop,", terms[0].term))),
+        "the old child stopped cleanly"
+    );
+    drop(replicas);
+    pool.check();
+}
+
+#[test]
+fn sigkill_of_the_leaders_pid_namespace_successor_waits_for_the_lease() {
+    if skip_without_unshare() {
+        return;
+    }
+    let pool = Pool::new("sigkill");
+    let mut replicas: Vec<Wrapper> = (0..3)
+        .map(|i| pool.replica(&format!("r{i}"), &[], true))
+        .collect();
+    let first = pool.wait_for_term_after(0, 5);
+    let killed_at = now_nanos();
+    replicas[index_of(&first.identity)].kill_all();
+    let second = pool.wait_for_term_after(first.term, 1);
+    assert_ne!(first.identity, second.identity);
+    let terms = pool.check();
+    assert_eq!(terms.len(), 2, "{terms:?}");
+    // The last renewal was at most one retry period (500ms) before the kill, and the successor
+    // must see that record unchanged for the lease duration (4s) first.
+    let earliest = killed_at + Duration::from_millis(3500).as_nanos();
+    assert!(
+        terms[1].first >= earliest,
+        "successor started {}ms after the kill, before the lease allowed",
+        (terms[1].first - killed_at) / 1_000_000
+    );
+    drop(replicas);
+    pool.check();
+}
+
+#[test]
+fn partitioned_leader_stops_its_child_before_the_lease_can_expire() {
+    let pool = Pool::new("partition");
+    let mut replicas: Vec<Wrapper> = (0..3)
+        .map(|i| pool.replica(&format!("r{i}"), &[], false))
+        .collect();
+    let first = pool.wait_for_term_after(0, 5);
+    let cut_at = now_nanos();
+    pool.api.blackhole(&first.identity, true);
+    let old = &mut replicas[index_of(&first.identity)];
+    assert_eq!(old.exit_code(), 80, "lease lost: {}", old.stderr());
+    let second = pool.wait_for_term_after(first.term, 1);
+    assert_ne!(first.identity, second.identity);
+    let terms = pool.check();
+    assert_eq!(terms.len(), 2, "{terms:?}");
+    // Renew deadline 2s + kill grace 1s < lease 4s: the old child ended before anyone could
+    // take over (its last renewal was no earlier than 500ms before the cut).
+    let lease_end =
+        cut_at - Duration::from_millis(500).as_nanos() + Duration::from_secs(4).as_nanos();
+    assert!(
+        terms[0].last < lease_end,
+        "old child ran until {}ms after the cut",
+        (terms[0].last - cut_at) / 1_000_000
+    );
+    pool.api.blackhole(&first.identity, false);
+    drop(replicas);
+    pool.check();
+}
+
+#[test]
+fn api_error_bursts_shorter_than_the_deadline_do_not_step_down() {
+    let pool = Pool::new("bursts");
+    // A roomier deadline so that a burst fits well inside it on a loaded machine.
+    let timing = [
+        "--lease-duration",
+        "12s",
+        "--renew-deadline",
+        "8s",
+        "--retry-period",
+        "500ms",
+        "--kill-grace",
+        "2s",
+    ];
+    let mut leader = pool
+        .api
+        .launch(&pool.scratch, "r0")
+        .args(["--pool", "bursts", "--identity", "r0"])
+        .args(timing)
+        .env("HB", pool.hb.to_string_lossy())
+        .arg_path(&pool.scratch.path("hb.sh"))
+        .spawn();
+    pool.wait_for_running_leader(3);
+    let agent = ApiServer::agent("r0");
+    for code in [500u16, 503, 429] {
+        pool.api.server.faults().errors(Some(&agent), code, 1.0);
+        std::thread::sleep(Duration::from_secs(2));
+        pool.api.server.faults().clear();
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Half the requests failing, for longer than the deadline: renewals still get through.
+    pool.api.server.faults().errors(Some(&agent), 500, 0.5);
+    std::thread::sleep(Duration::from_secs(9));
+    pool.api.server.faults().clear();
+    let beats_before = pool.heartbeats().lines().count();
+    eventually("the child to keep beating", || {
+        pool.heartbeats().lines().count() > beats_before + 5
+    });
+    assert!(leader.running(), "{}", leader.stderr());
+    let terms = pool.check();
+    assert_eq!(terms.len(), 1, "no step-down: {terms:?}");
+    assert!(
+        !pool.heartbeats().contains(",stop,"),
+        "the child was never stopped"
+    );
+    leader.signal(Signal::SIGTERM);
+    assert_eq!(leader.exit_code(), 0, "{}", leader.stderr());
+}
+
+#[test]
+fn cronjob_skip_with_min_hold_runs_once() {
+    let pool = Pool::new("cron");
+    let ran = pool.scratch.path("ran");
+    let job = pool.scratch.script(
+        "job.sh",
+        &format!(
+            "#!/bin/sh\necho \"$ZEN_LEAD_IDENTITY $ZEN_LEAD_TERM\" >> {}\n",
+            ran.display()
+        ),
+    );
+    let copy = |identity: &str| {
+        pool.api
+            .launch(&pool.scratch, identity)
+            .args(["--pool", "cron", "--identity", identity])
+            .args(FAST)
+            .args(["--on-follower", "skip", "--min-hold", "60s"])
+            .arg_path(&job)
+            .spawn()
+    };
+    let mut copies: Vec<Wrapper> = (0..6).map(|i| copy(&format!("c{i}"))).collect();
+    for w in &mut copies {
+        assert_eq!(w.exit_code(), 0, "{}", w.stderr());
+    }
+    let runs = || {
+        std::fs::read_to_string(&ran)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(runs(), 1, "exactly one copy ran");
+    // Late copies within the minimum hold skip too.
+    for i in 0..3 {
+        let mut late = copy(&format!("late{i}"));
+        assert_eq!(late.exit_code(), 0, "{}", late.stderr());
+        assert!(late.stderr().contains("skipping"), "{}", late.stderr());
+    }
+    assert_eq!(runs(), 1, "late copies skipped");
+}
+
+#[test]
+fn skip_waits_out_a_crashed_holder_instead_of_skipping_forever() {
+    if skip_without_unshare() {
+        return;
+    }
+    let pool = Pool::new("crashed");
+    let mut crashed = pool.replica("old", &[], true);
+    pool.wait_for_running_leader(2);
+    crashed.kill_all();
+    // The record now names a dead holder; once its renewTime is past, a skip copy must take
+    // over (after its own lease-duration wait) and run.
+    let ran = pool.scratch.path("ran");
+    let job = pool.scratch.script(
+        "job.sh",
+        &format!("#!/bin/sh\necho ran >> {}\n", ran.display()),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let mut copy = pool
+        .api
+        .launch(&pool.scratch, "new")
+        .args(["--pool", "crashed", "--identity", "new"])
+        .args(FAST)
+        .args(["--on-follower", "skip"])
+        .arg_path(&job)
+        .spawn();
+    assert_eq!(copy.exit_code(), 0, "{}", copy.stderr());
+    assert!(ran.exists(), "the copy ran: {}", copy.stderr());
+    assert_eq!(pool.holder(), None, "released after the run");
+}
+
+#[test]
+fn on_follower_fail_exits_79_and_wait_timeout_exits_75() {
+    let pool = Pool::new("follow");
+    let mut leader = pool.replica("r0", &[], false);
+    pool.wait_for_running_leader(1);
+    let mut fail = pool.replica("r1", &["--on-follower", "fail"], false);
+    assert_eq!(fail.exit_code(), 79, "{}", fail.stderr());
+    let mut timeout = pool.replica("r2", &["--wait-timeout", "2s"], false);
+    assert_eq!(timeout.exit_code(), 75, "{}", timeout.stderr());
+    assert_eq!(pool.terms().len(), 1);
+    leader.signal(Signal::SIGTERM);
+    assert_eq!(leader.exit_code(), 0);
+    pool.check();
+}
+
+#[test]
+fn gate_hands_renewal_to_the_controller() {
+    let pool = Pool::new("gate");
+    let mut gate = pool
+        .api
+        .launch(&pool.scratch, "gate")
+        .args(["gate", "--pool", "gate", "--identity", "pod-g"])
+        .args(FAST)
+        .spawn();
+    assert_eq!(gate.exit_code(), 0, "{}", gate.stderr());
+    let record = pool.api.lease("gate").expect("lease");
+    assert_eq!(record.holder.as_deref(), Some("pod-g"));
+    assert_eq!(record.renewer, Renewer::Controller);
+    assert!(record.term >= 1);
+}
+
+#[test]
+fn rejoin_waits_again_after_losing_the_lease() {
+    let pool = Pool::new("rejoin");
+    let mut a = pool.replica("r0", &["--rejoin"], false);
+    let first = pool.wait_for_term_after(0, 3);
+    let mut b = pool.replica("r1", &[], false);
+    pool.api.blackhole("r0", true);
+    let second = pool.wait_for_term_after(first.term, 3);
+    assert_eq!(second.identity, "r1");
+    assert!(a.running(), "--rejoin keeps waiting: {}", a.stderr());
+    pool.api.blackhole("r0", false);
+    b.signal(Signal::SIGTERM);
+    assert_eq!(b.exit_code(), 0, "{}", b.stderr());
+    let third = pool.wait_for_term_after(second.term, 3);
+    assert_eq!(third.identity, "r0");
+    let terms = pool.check();
+    assert_eq!(terms.len(), 3, "{terms:?}");
+    a.signal(Signal::SIGTERM);
+    assert_eq!(a.exit_code(), 0, "{}", a.stderr());
+    pool.check();
+}
