@@ -388,3 +388,34 @@ fn rejoin_waits_again_after_losing_the_lease() {
     assert_eq!(a.exit_code(), 0, "{}", a.stderr());
     pool.check();
 }
+
+#[test]
+fn sigkill_of_the_wrapper_takes_its_child_down() {
+    let pool = Pool::new("orphan");
+    let mut w = pool.replica("r0", &[], false);
+    pool.wait_for_running_leader(2);
+    let wrapper = w.pid;
+    let child = children_of(wrapper);
+    assert_eq!(child.len(), 1, "one child");
+    // If the wrapper failed its duty, do not leave the orphan behind.
+    struct KillOnDrop(nix::unistd::Pid);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::killpg(self.0, Signal::SIGKILL);
+        }
+    }
+    let _guard = KillOnDrop(child[0]);
+    nix::sys::signal::kill(wrapper, Signal::SIGKILL).expect("kill");
+    assert_eq!(
+        w.wait_timeout(EVENTUALLY).and_then(|s| s.code()),
+        None,
+        "killed"
+    );
+    // The child must not run on without the lease: its parent-death signal is SIGKILL.
+    eventually("the child to die with the wrapper", || {
+        !std::path::Path::new(&format!("/proc/{}", child[0])).exists()
+            || processes()
+                .iter()
+                .any(|p| p.pid == child[0].as_raw() && p.state == 'Z')
+    });
+}
