@@ -74,6 +74,14 @@ pub fn present(mut obj: Value, ty: &ResourceType, version: &str) -> Value {
     obj
 }
 
+/// Decodes a request body by its `Content-Type` (JSON or YAML; protobuf for a few kinds).
+fn decode_body(call: &Call<'_>) -> Result<Value, ApiError> {
+    if call.content_type.starts_with(crate::protobuf::CONTENT_TYPE) {
+        return crate::protobuf::decode(call.body);
+    }
+    decode(call.body)
+}
+
 fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let v: Value = serde_json::from_slice(body)
         .or_else(|_| serde_yaml::from_slice(body))
@@ -132,15 +140,14 @@ fn apply_schema(
     if !pruned.is_empty() {
         match query.get("fieldValidation").map(String::as_str) {
             Some("Strict") => {
-                let name = meta_str(obj, "name").unwrap_or("").to_string();
                 let msg = pruned
                     .iter()
                     .map(|p| format!("unknown field \"{p}\""))
                     .collect::<Vec<_>>()
                     .join(", ");
                 return Err(ApiError::bad_request(format!(
-                    "{}.{} \"{name}\" is invalid: strict decoding error: {msg}",
-                    ty.kind, ty.group
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {msg}",
+                    kind = ty.kind
                 )));
             }
             Some("Ignore") => {}
@@ -572,7 +579,7 @@ fn update(
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
     let info = call.info;
-    let mut obj = decode(call.body)?;
+    let mut obj = decode_body(call)?;
     check_identity(ty, &info.version, &info.namespace, &mut obj)?;
     if meta_str(&obj, "name").is_some_and(|n| n != info.name) {
         return Err(ApiError::bad_request(format!(
@@ -1187,9 +1194,9 @@ fn list(app: &App, ty: &ResourceType, call: &Call<'_>) -> Result<Value, ApiError
 fn self_subject_access_review(
     app: &App,
     user: &crate::rbac::UserInfo,
-    body: &[u8],
+    call: &Call<'_>,
 ) -> Result<Value, ApiError> {
-    let mut review = decode(body)?;
+    let mut review = decode_body(call)?;
     let ra = review.pointer("/spec/resourceAttributes").cloned();
     let nra = review.pointer("/spec/nonResourceAttributes").cloned();
     let s = |v: &Option<Value>, k: &str| {
@@ -1274,18 +1281,14 @@ async fn handle_inner(
         "list" => Ok((200, list(app, &ty, call)?, warnings)),
         "create" => {
             if ty.plural == "selfsubjectaccessreviews" {
-                return Ok((
-                    201,
-                    self_subject_access_review(app, user, call.body)?,
-                    warnings,
-                ));
+                return Ok((201, self_subject_access_review(app, user, call)?, warnings));
             }
             if !info.name.is_empty() {
                 return Err(ApiError::method_not_allowed(
                     "the server does not allow this method on the requested resource",
                 ));
             }
-            let obj = decode(call.body)?;
+            let obj = decode_body(call)?;
             let created = create(app, &ty, call, obj, &mut warnings)?;
             after_write(app, &ty, &created);
             Ok((201, done(created), warnings))

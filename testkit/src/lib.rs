@@ -35,6 +35,7 @@ pub mod kubeconfig;
 pub mod kubelet;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod rbac;
 pub mod registry;
 pub mod router;
@@ -60,13 +61,13 @@ pub use kubelet::Kubelet;
 /// `todo!()`): flipped to true as each is merged.
 pub(crate) mod delivered {
     /// `patch::track_update` (managedFields on non-apply writes).
-    pub const TRACK_UPDATE: bool = false;
+    pub const TRACK_UPDATE: bool = true;
     /// `schema::Schema`.
-    pub const SCHEMA: bool = false;
+    pub const SCHEMA: bool = true;
     /// `openapi::v3_*`.
-    pub const OPENAPI: bool = false;
+    pub const OPENAPI: bool = true;
     /// `rbac::authorize` and `rbac::forbidden_message`.
-    pub const RBAC: bool = false;
+    pub const RBAC: bool = true;
 }
 
 /// Starting the server failed.

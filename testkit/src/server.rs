@@ -72,7 +72,7 @@ fn forbidden(user: &UserInfo, attrs: &Attributes) -> ApiError {
 
 fn authenticate(app: &App, req: &http::Request<Incoming>) -> Result<UserInfo, ApiError> {
     if !app.auth {
-        return Ok(crate::auth::anonymous_admin());
+        return impersonate(req, crate::auth::anonymous_admin());
     }
     let token = req
         .headers()
@@ -80,9 +80,50 @@ fn authenticate(app: &App, req: &http::Request<Incoming>) -> Result<UserInfo, Ap
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(ApiError::unauthorized)?;
-    app.tokens
+    let user = app
+        .tokens
         .lookup(token.trim())
-        .ok_or_else(ApiError::unauthorized)
+        .ok_or_else(ApiError::unauthorized)?;
+    impersonate(req, user)
+}
+
+/// `kubectl --as`: masters may act as another user (kube-apiserver checks the `impersonate`
+/// verb; here only system:masters holds it).
+fn impersonate(req: &http::Request<Incoming>, user: UserInfo) -> Result<UserInfo, ApiError> {
+    let Some(name) = req
+        .headers()
+        .get("Impersonate-User")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(user);
+    };
+    if !user.groups.iter().any(|g| g == "system:masters") {
+        return Err(ApiError::forbidden(
+            "",
+            "users",
+            name,
+            format!(
+                "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                user.username
+            ),
+        ));
+    }
+    if let Some(sa) = name.strip_prefix("system:serviceaccount:")
+        && let Some((ns, sa_name)) = sa.split_once(':')
+    {
+        return Ok(crate::auth::service_account_user(ns, sa_name));
+    }
+    let mut groups: Vec<String> = req
+        .headers()
+        .get_all("Impersonate-Group")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    groups.push("system:authenticated".into());
+    Ok(UserInfo {
+        username: name.to_string(),
+        groups,
+    })
 }
 
 /// Serves one request.

@@ -760,3 +760,123 @@ async fn tls_and_token_auth() {
     let kc = std::fs::read_to_string(server.kubeconfig_path()).expect("kubeconfig");
     assert!(kc.contains("certificate-authority-data:") && kc.contains("token: "));
 }
+
+#[tokio::test]
+async fn rbac_allows_bound_service_account_and_denies_others() {
+    let server = TestServer::builder()
+        .auth(true)
+        .start()
+        .await
+        .expect("server");
+    server
+        .tokens()
+        .add_service_account("app-token", "default", "app");
+    server.tokens().add_user("bob-token", "bob", &["devs"]);
+    let admin = server.client().expect("admin");
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::default_namespaced(admin.clone());
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::default_namespaced(admin);
+    roles
+        .create(&PostParams::default(), &serde_json::from_value(json!({
+            "metadata": {"name": "leases"},
+            "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
+        })).expect("role"))
+        .await
+        .expect("role");
+    bindings
+        .create(&PostParams::default(), &serde_json::from_value(json!({
+            "metadata": {"name": "leases"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "leases"},
+            "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "default"}]
+        })).expect("binding"))
+        .await
+        .expect("binding");
+    let app: Api<Lease> = Api::default_namespaced(
+        server
+            .client_with_token("app", "app-token")
+            .expect("client"),
+    );
+    app.create(&PostParams::default(), &lease("mine"))
+        .await
+        .expect("allowed create");
+    app.get("mine").await.expect("allowed get");
+    let err = app
+        .delete("mine", &DeleteParams::default())
+        .await
+        .expect_err("no delete verb");
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+            assert!(
+                s.message.contains(
+                    "User \"system:serviceaccount:default:app\" cannot delete resource \"leases\""
+                ),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let bob: Api<Lease> = Api::default_namespaced(
+        server
+            .client_with_token("bob", "bob-token")
+            .expect("client"),
+    );
+    assert_eq!(
+        api_code(bob.get("mine").await.expect_err("unbound user")),
+        403
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs testkit-semantics: patch::server_side_apply"]
+async fn server_side_apply_with_field_managers() {
+    use kube::api::{Patch, PatchParams};
+    let server = TestServer::start().await.expect("server");
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1"}});
+    let created = cms
+        .patch("ssa", &PatchParams::apply("one"), &Patch::Apply(&body))
+        .await
+        .expect("apply creates");
+    assert_eq!(
+        created
+            .data
+            .as_ref()
+            .and_then(|d| d.get("a"))
+            .map(String::as_str),
+        Some("1")
+    );
+    let managers: Vec<String> = created
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(managers.contains(&"one".to_string()), "{managers:?}");
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "2"}});
+    assert_eq!(
+        api_code(
+            cms.patch("ssa", &PatchParams::apply("two"), &Patch::Apply(&other))
+                .await
+                .expect_err("conflict")
+        ),
+        409
+    );
+    let forced = cms
+        .patch(
+            "ssa",
+            &PatchParams::apply("two").force(),
+            &Patch::Apply(&other),
+        )
+        .await
+        .expect("force");
+    assert_eq!(
+        forced
+            .data
+            .as_ref()
+            .and_then(|d| d.get("a"))
+            .map(String::as_str),
+        Some("2")
+    );
+}
