@@ -39,8 +39,12 @@ pub(crate) enum Command {
 /// What the observer task saw.
 #[derive(Debug)]
 enum Observed {
-    /// The Lease (or its absence) from a list: authoritative, replaces whatever we had.
-    Listed(Option<Lease>),
+    /// The Lease (or its absence) from a list, with the list's resource version: replaces
+    /// whatever we had unless what we had is newer (our own write may have overtaken the list).
+    Listed {
+        lease: Option<Lease>,
+        version: Option<String>,
+    },
     /// A watch event: applied only if newer than what we have.
     Changed(Lease),
     /// A watch `DELETED` event.
@@ -111,6 +115,17 @@ fn not_newer(new: Option<&str>, current: Option<&str>) -> bool {
     }
 }
 
+/// Whether resource version `new` is strictly older than `current` (both numeric).
+fn older(new: Option<&str>, current: Option<&str>) -> bool {
+    match (
+        new.and_then(|v| v.parse::<u64>().ok()),
+        current.and_then(|v| v.parse::<u64>().ok()),
+    ) {
+        (Some(new), Some(current)) => new < current,
+        _ => false,
+    }
+}
+
 /// Sleeps until `until` on BOOTTIME, in bounded steps.
 async fn sleep_until(until: BootInstant) {
     tokio::time::sleep(until.remaining().min(MAX_SLEEP)).await;
@@ -160,8 +175,12 @@ async fn observe(
             }
         };
         let mut version = list.metadata.resource_version.clone().unwrap_or_default();
+        let list_version = list.metadata.resource_version.clone();
         if tx
-            .send(Observed::Listed(list.items.into_iter().next()))
+            .send(Observed::Listed {
+                lease: list.items.into_iter().next(),
+                version: list_version,
+            })
             .await
             .is_err()
         {
@@ -290,15 +309,21 @@ impl Driver {
         }
     }
 
+    fn current_version(&self) -> Option<&str> {
+        self.observed
+            .as_ref()
+            .and_then(|l| l.metadata.resource_version.as_deref())
+    }
+
     fn holder(&self) -> Holder {
         Holder::candidate(&self.config.candidate)
     }
 
-    /// Longest a single request may take: never past the holder's deadline, and for a follower
-    /// no longer than a renew deadline (an acquisition that took longer would land already
-    /// past its own deadline).
+    /// Longest a single request may take: never past the holder's deadline, and never more
+    /// than half the renew deadline, so that a request stuck on a dead connection leaves time
+    /// for a second attempt on a fresh one before the deadline.
     fn request_timeout(&self) -> Duration {
-        let cap = self.config.timing.renew_deadline;
+        let cap = self.config.timing.renew_deadline / 2;
         match self.leading {
             Some(leading) => leading.deadline(&self.config.timing).remaining().min(cap),
             None => cap,
@@ -352,14 +377,18 @@ impl Driver {
         last_error: &mut Option<kube::Error>,
     ) -> Result<(), LeaseError> {
         match observed {
-            Observed::Listed(lease) => self.apply(lease, true),
+            Observed::Listed { lease, version } => {
+                let listed = lease
+                    .as_ref()
+                    .and_then(|l| l.metadata.resource_version.clone())
+                    .or(version);
+                if !older(listed.as_deref(), self.current_version()) {
+                    self.apply(lease, true);
+                }
+            }
             Observed::Changed(lease) => self.apply(Some(lease), false),
             Observed::Deleted { resource_version } => {
-                let current = self
-                    .observed
-                    .as_ref()
-                    .and_then(|l| l.metadata.resource_version.as_deref());
-                if !not_newer(resource_version.as_deref(), current) {
+                if !not_newer(resource_version.as_deref(), self.current_version()) {
                     self.apply(None, true);
                 }
             }
@@ -636,6 +665,10 @@ impl Driver {
         // Stop the observer whichever way we leave.
         let _observer = AbortOnDrop(observer);
         let result = self.campaign(&mut rx, &mut commands).await;
+        if let Err(error @ LeaseError::Forbidden { .. }) = &result {
+            // Someone must fix RBAC or credentials: worth a warning (STYLE: warn is actionable).
+            warn!(%error, "elector stopped: grant the zen-lead-workload role to this identity");
+        }
         if result.is_err() {
             // A holder that cannot go on must stop its work now rather than at the deadline.
             self.lost(LostReason::RenewDeadline);
@@ -653,7 +686,7 @@ impl Driver {
             tokio::select! {
                 observed = rx.recv() => {
                     let Some(observed) = observed else { return Err(self.stopped()) };
-                    let listed = matches!(observed, Observed::Listed(_));
+                    let listed = matches!(observed, Observed::Listed { .. });
                     self.handle(observed, &mut last_error)?;
                     if listed {
                         return Ok(());
@@ -809,6 +842,46 @@ mod tests {
         assert!(backoff(20, cap) >= cap / 2);
     }
 
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("msg", "Reason")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn errors_that_cannot_heal_are_not_retried() {
+        let config = ElectionConfig {
+            pool: "p".into(),
+            namespace: "ns".into(),
+            candidate: super::super::Candidate {
+                identity: "a".into(),
+                pod_uid: None,
+                session: "s".into(),
+            },
+            timing: super::super::Timing::default(),
+            min_hold: None,
+        };
+        let kind = |code| match classify(&config, api_error(code)).0 {
+            Failure::Stale => "stale",
+            Failure::Retry => "retry",
+            Failure::Fatal(LeaseError::Forbidden { .. }) => "forbidden",
+            Failure::Fatal(LeaseError::Api { .. }) => "api",
+            Failure::Fatal(_) => "other",
+        };
+        assert_eq!(kind(401), "forbidden");
+        assert_eq!(kind(403), "forbidden");
+        assert_eq!(kind(422), "api");
+        assert_eq!(kind(409), "stale");
+        assert_eq!(kind(404), "stale");
+        for code in [429, 500, 502, 503, 504] {
+            assert_eq!(kind(code), "retry", "{code}");
+        }
+        let transport = kube::Error::Service("connection reset".into());
+        assert!(matches!(classify(&config, transport).0, Failure::Retry));
+    }
+
     #[test]
     fn resource_versions_order_numerically() {
         assert!(not_newer(Some("9"), Some("10")));
@@ -816,5 +889,8 @@ mod tests {
         assert!(!not_newer(Some("11"), Some("10")));
         assert!(!not_newer(Some("abc"), Some("10")));
         assert!(!not_newer(Some("1"), None));
+        assert!(older(Some("9"), Some("10")));
+        assert!(!older(Some("10"), Some("10")));
+        assert!(!older(None, Some("10")));
     }
 }

@@ -1,0 +1,242 @@
+//! The Lease protocol under faults injected by the testkit API server: partition, error bursts,
+//! watch loss with 410 Gone, connection drops, and request accounting in steady state.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use zen_lead::lease::{LeaderState, LostReason};
+use zen_lead_testkit::FaultSpec;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_holder_steps_down_before_the_other_acquires() {
+    let server = server().await;
+    let t = timing(8, 4, 1000);
+    let mut a = spawn(&server, "partition", "pod-a", t);
+    a.leading().await.expect("a leads");
+    let b = spawn(&server, "partition", "pod-b", t);
+    let mut sb = b.state();
+    wait_for(
+        &mut sb,
+        "b to follow a",
+        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
+    )
+    .await;
+    let a_states = record_states(a.state());
+    let b_states = record_states(b.state());
+
+    server.faults().blackhole(Some(&agent("pod-a")), true);
+    wait_for(&mut sb, "b to lead after a's lease expired", is_leading).await;
+    server.faults().blackhole(Some(&agent("pod-a")), false);
+    drop(a);
+    drop(b);
+
+    let a_states = a_states.await.expect("a states");
+    let b_states = b_states.await.expect("b states");
+    let (lost_at, reason) = a_states
+        .iter()
+        .find_map(|(at, s)| match s {
+            LeaderState::Lost { reason } => Some((*at, reason.clone())),
+            _ => None,
+        })
+        .expect("a stepped down");
+    assert_eq!(reason, LostReason::RenewDeadline);
+    let last_deadline = a_states
+        .iter()
+        .rev()
+        .find_map(|(_, s)| match s {
+            LeaderState::Leading { deadline, .. } => Some(*deadline),
+            _ => None,
+        })
+        .expect("a published its deadline");
+    // a stepped down at its deadline (it is not told anything else during the partition).
+    assert!(
+        lost_at >= last_deadline,
+        "a stepped down before its own deadline"
+    );
+    let b_leads_at = b_states
+        .iter()
+        .find_map(|(at, s)| is_leading(s).then_some(*at))
+        .expect("b led");
+    assert!(
+        lost_at < b_leads_at,
+        "b acquired before the partitioned holder stepped down"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_bursts_shorter_than_the_deadline_cause_no_step_down() {
+    let server = server().await;
+    let t = timing(15, 10, 500);
+    let mut a = spawn(&server, "bursts", "pod-a", t);
+    let term = a.leading().await.expect("a leads");
+    let b = spawn(&server, "bursts", "pod-b", t);
+    let mut sb = b.state();
+    wait_for(
+        &mut sb,
+        "b to follow a",
+        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
+    )
+    .await;
+    let a_states = record_states(a.state());
+    let ua = agent("pod-a");
+    for code in [500, 503, 429] {
+        let updates_before = server.accounting().count(&ua, "update");
+        server.faults().errors(Some(&ua), code, 1.0);
+        // Let a few renewals fail (the burst is much shorter than the 10 s deadline).
+        let mut sa = a.state();
+        let failed = tokio::time::timeout(EVENTUALLY, async {
+            while server.accounting().count(&ua, "update") < updates_before + 3 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(failed.is_ok(), "a did not retry during the {code} burst");
+        server.faults().set_for(&ua, FaultSpec::default());
+        // A renewal succeeds after the burst: a new deadline is published.
+        let before = match &*sa.borrow_and_update() {
+            LeaderState::Leading { deadline, .. } => *deadline,
+            other => panic!("a no longer leads during the {code} burst: {other:?}"),
+        };
+        wait_for(
+            &mut sa,
+            "a to renew after the burst",
+            |s| matches!(s, LeaderState::Leading { deadline, .. } if *deadline > before),
+        )
+        .await;
+    }
+    drop(a);
+    let states = a_states.await.expect("a states");
+    assert!(
+        states
+            .iter()
+            .all(|(_, s)| matches!(s, LeaderState::Leading { term: t, .. } if *t == term)),
+        "a stepped down or changed term: {states:?}"
+    );
+    assert!(is_following(&b.state().borrow()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_make_no_requests_in_steady_state() {
+    let server = server().await;
+    let t = timing(15, 10, 500);
+    let mut a = spawn(&server, "steady", "pod-a", t);
+    a.leading().await.expect("a leads");
+    let followers: Vec<_> = ["pod-b", "pod-c"]
+        .iter()
+        .map(|id| spawn(&server, "steady", id, t))
+        .collect();
+    for f in &followers {
+        let mut s = f.state();
+        wait_for(
+            &mut s,
+            "a follower to follow a",
+            |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
+        )
+        .await;
+    }
+    // Let the followers' list + watch settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counts = |id: &str| server.accounting().total(&agent(id));
+    let before: Vec<u64> = ["pod-b", "pod-c"].iter().map(|id| counts(id)).collect();
+    let renewals_before = server.accounting().count(&agent("pod-a"), "update");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after: Vec<u64> = ["pod-b", "pod-c"].iter().map(|id| counts(id)).collect();
+    let renewals_after = server.accounting().count(&agent("pod-a"), "update");
+    assert!(
+        renewals_after >= renewals_before + 2,
+        "the holder did not renew during the window ({renewals_before} -> {renewals_after})"
+    );
+    assert_eq!(before, after, "followers made requests in steady state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_410_on_the_lease_watch_is_survived() {
+    let server = server().await;
+    // Only a release can hand over within the test, and only through a working watch.
+    let t = timing(3600, 10, 1000);
+    let mut a = spawn(&server, "gone", "pod-a", t);
+    let term = a.leading().await.expect("a leads");
+    let b = spawn(&server, "gone", "pod-b", t);
+    let mut sb = b.state();
+    wait_for(
+        &mut sb,
+        "b to follow a",
+        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
+    )
+    .await;
+    let lists_before = server.accounting().count(&agent("pod-b"), "list");
+    server.faults().compact();
+    server.faults().drop_watches();
+    // b lists again (its watch version was compacted away).
+    tokio::time::timeout(EVENTUALLY, async {
+        while server.accounting().count(&agent("pod-b"), "list") <= lists_before {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("b re-listed after 410 Gone");
+    // And its new watch works: a release reaches it.
+    assert!(
+        is_leading(&a.state().borrow()),
+        "a stepped down after losing its watch"
+    );
+    a.release().await.expect("release");
+    let leading = wait_for(&mut sb, "b to lead after the release", is_leading).await;
+    assert_eq!(common::term(&leading), term + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_restart_drops_connections_without_losing_the_lease() {
+    let server = server().await;
+    let t = timing(3600, 10, 1000);
+    let mut a = spawn(&server, "restart", "pod-a", t);
+    a.leading().await.expect("a leads");
+    let b = spawn(&server, "restart", "pod-b", t);
+    let mut sb = b.state();
+    wait_for(
+        &mut sb,
+        "b to follow a",
+        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
+    )
+    .await;
+    let mut sa = a.state();
+    let before = match &*sa.borrow_and_update() {
+        LeaderState::Leading { deadline, .. } => *deadline,
+        other => panic!("a does not lead: {other:?}"),
+    };
+    server.faults().restart();
+    wait_for(
+        &mut sa,
+        "a to renew after the restart",
+        |s| matches!(s, LeaderState::Leading { deadline, .. } if *deadline > before),
+    )
+    .await;
+    a.release().await.expect("release");
+    wait_for(&mut sb, "b to lead after the release", is_leading).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_api_server_is_reported() {
+    init_tracing();
+    // A port that was free a moment ago and has no listener now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().expect("url"));
+    let client = zen_lead::client::from_config(config, "pod-a").expect("client");
+    let mut a = zen_lead::lease::Elector::spawn(
+        client,
+        common::config("nowhere", "pod-a", timing(2, 1, 500)),
+    );
+    let result = tokio::time::timeout(EVENTUALLY, a.leading())
+        .await
+        .expect("elector answers");
+    assert!(
+        matches!(result, Err(zen_lead::lease::LeaseError::Unreachable { .. })),
+        "{result:?}"
+    );
+}
