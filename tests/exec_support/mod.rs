@@ -401,14 +401,22 @@ impl std::fmt::Debug for ApiServer {
 impl ApiServer {
     /// Starts a plain-HTTP server on a free loopback port.
     pub fn start() -> Self {
+        Self::start_with(zen_lead_testkit::TestServer::builder())
+    }
+
+    /// Starts an HTTPS server that requires bearer tokens and evaluates RBAC (kubectl sends
+    /// tokens only over TLS).
+    pub fn start_with_auth() -> Self {
+        Self::start_with(zen_lead_testkit::TestServer::builder().auth(true).tls(true))
+    }
+
+    fn start_with(builder: zen_lead_testkit::Builder) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
-        let server = rt
-            .block_on(zen_lead_testkit::TestServer::start())
-            .expect("start testkit server");
+        let server = rt.block_on(builder.start()).expect("start testkit server");
         Self { server, rt }
     }
 
