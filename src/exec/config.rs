@@ -81,10 +81,10 @@ pub struct Options {
     #[arg(long, env = "ZEN_LEAD_STOP_SIGNAL", value_parser = parse_signal, default_value = "SIGTERM")]
     pub stop_signal: Signal,
     /// Forward signals to the child's whole process group instead of the child alone.
-    #[arg(long, env = "ZEN_LEAD_SIGNAL_GROUP")]
+    #[arg(long, env = "ZEN_LEAD_SIGNAL_GROUP", value_parser = clap::builder::BoolishValueParser::new())]
     pub signal_group: bool,
     /// After losing the lease, wait for it again instead of exiting.
-    #[arg(long, env = "ZEN_LEAD_REJOIN")]
+    #[arg(long, env = "ZEN_LEAD_REJOIN", value_parser = clap::builder::BoolishValueParser::new())]
     pub rejoin: bool,
     /// Log format (the level comes from RUST_LOG).
     #[arg(long, env = "ZEN_LEAD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -492,6 +492,12 @@ mod tests {
                 .resolve(Timing::default(), Duration::from_secs(2))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn switches() {
+        let c = run(&["--pool", "p", "--rejoin", "--signal-group", "--", "x"]).unwrap();
+        assert!(c.rejoin && c.signal_group);
     }
 
     #[test]
