@@ -162,6 +162,18 @@ fn unreadable_kubeconfig_is_a_config_error() {
 }
 
 #[test]
+fn gate_refuses_to_skip() {
+    let s = Scratch::new("bad");
+    assert_bad(
+        &s,
+        &["gate", "--pool", "p", "--on-follower", "skip"],
+        &[],
+        64,
+        "gate cannot skip",
+    );
+}
+
+#[test]
 fn help_exits_zero() {
     let s = Scratch::new("bad");
     let out = run(&s, &["--help"], &[]);

@@ -206,6 +206,11 @@ pub enum ConfigError {
         "invalid namespace {0:?}: use a DNS label (lowercase letters, digits and '-', at most 63 characters)"
     )]
     InvalidNamespace(String),
+    /// `gate --on-follower skip` would exit 0, and the pod's containers would run unled.
+    #[error(
+        "gate cannot skip: its exit 0 would let the pod's containers run without the lease; use --on-follower fail (or wait) with gate"
+    )]
+    GateSkip,
     /// A zero kill grace would SIGKILL without giving the child a chance.
     #[error("--kill-grace must be greater than zero")]
     KillGraceZero,
@@ -223,7 +228,8 @@ impl ConfigError {
             | Self::MissingCommand
             | Self::MissingPool
             | Self::InvalidPool(_)
-            | Self::InvalidNamespace(_) => exit_code::USAGE,
+            | Self::InvalidNamespace(_)
+            | Self::GateSkip => exit_code::USAGE,
             Self::KillGraceZero | Self::Timing(_) => exit_code::CONFIG,
         }
     }
@@ -303,6 +309,9 @@ impl Config {
             && !is_dns_label(ns)
         {
             return Err(ConfigError::InvalidNamespace(ns.clone()));
+        }
+        if mode == Mode::Gate && options.on_follower == OnFollower::Skip {
+            return Err(ConfigError::GateSkip);
         }
         if options.kill_grace.is_zero() {
             return Err(ConfigError::KillGraceZero);
@@ -407,9 +416,9 @@ mod tests {
 
     #[test]
     fn gate_mode_takes_options_after_the_subcommand() {
-        let c = run(&["gate", "--pool", "p", "--on-follower", "skip"]).unwrap();
+        let c = run(&["gate", "--pool", "p", "--on-follower", "fail"]).unwrap();
         assert_eq!(c.mode, Mode::Gate);
-        assert_eq!(c.on_follower, OnFollower::Skip);
+        assert_eq!(c.on_follower, OnFollower::Fail);
     }
 
     #[test]
@@ -450,6 +459,7 @@ mod tests {
             ),
             (&["--pool", "p", "--bogus", "--", "x"], 64),
             (&["--pool", "Bad_Pool", "--", "x"], 64),
+            (&["gate", "--pool", "p", "--on-follower", "skip"], 64),
             (
                 &[
                     "--pool",
