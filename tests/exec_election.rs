@@ -419,3 +419,106 @@ fn sigkill_of_the_wrapper_takes_its_child_down() {
                 .any(|p| p.pid == child[0].as_raw() && p.state == 'Z')
     });
 }
+
+#[test]
+fn sigterm_while_waiting_exits_143_without_running() {
+    let pool = Pool::new("standby");
+    let mut leader = pool.replica("r0", &[], false);
+    let first = pool.wait_for_term_after(0, 1);
+    let mut standby = pool.replica("r1", &[], false);
+    eventually("the standby to wait", || {
+        standby.stderr().contains("waiting")
+    });
+    standby.signal(Signal::SIGTERM);
+    assert_eq!(standby.exit_code(), 143, "{}", standby.stderr());
+    assert_eq!(pool.holder().as_deref(), Some(first.identity.as_str()));
+    leader.signal(Signal::SIGTERM);
+    assert_eq!(leader.exit_code(), 0, "{}", leader.stderr());
+    let terms = pool.check();
+    assert_eq!(terms.len(), 1, "the standby never ran: {terms:?}");
+}
+
+#[test]
+fn a_child_that_ignores_the_stop_signal_is_killed_after_the_grace() {
+    let pool = Pool::new("stubborn");
+    // Ignores SIGTERM: only SIGKILL after --kill-grace stops it.
+    let stubborn = pool.scratch.script(
+        "stubborn.sh",
+        "#!/bin/sh\ntrap '' TERM\nhb() { echo \"$ZEN_LEAD_TERM,$1,$(date +%s%N),$ZEN_LEAD_IDENTITY\" >> \"$HB\"; }\nhb start\nwhile :; do hb beat; sleep 0.1; done\n",
+    );
+    let launch = |identity: &str| {
+        pool.api
+            .launch(&pool.scratch, identity)
+            .args(["--pool", "stubborn", "--identity", identity])
+            .args(FAST)
+            .env("HB", pool.hb.to_string_lossy())
+            .arg_path(&stubborn)
+            .spawn()
+    };
+    let mut a = launch("r0");
+    let first = pool.wait_for_term_after(0, 3);
+    let mut b = launch("r1");
+    let cut_at = now_nanos();
+    pool.api.blackhole("r0", true);
+    assert_eq!(a.exit_code(), 80, "{}", a.stderr());
+    assert!(a.stderr().contains("SIGKILL"), "{}", a.stderr());
+    let second = pool.wait_for_term_after(first.term, 1);
+    assert_eq!(second.identity, "r1");
+    let terms = pool.check();
+    let lease_end =
+        cut_at - Duration::from_millis(500).as_nanos() + Duration::from_secs(4).as_nanos();
+    assert!(
+        terms[0].last < lease_end,
+        "the stubborn child outlived the lease"
+    );
+    pool.api.blackhole("r0", false);
+    b.kill_all();
+    pool.check();
+}
+
+#[test]
+fn unmanaged_lease_is_refused_with_76() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let pool = Pool::new("unmanaged");
+    {
+        let _rt = pool.api.rt.enter();
+        let client = pool.api.server.client().expect("client");
+        pool.api.rt.block_on(async {
+            let api: kube::Api<Lease> = kube::Api::namespaced(client, "default");
+            let lease: Lease = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "unmanaged"},
+                "spec": {"holderIdentity": "someone-else", "leaseDurationSeconds": 15}
+            }))
+            .expect("lease");
+            api.create(&Default::default(), &lease)
+                .await
+                .expect("create");
+        });
+    }
+    let mut w = pool.replica("r0", &[], false);
+    assert_eq!(w.exit_code(), 76, "{}", w.stderr());
+    let stderr = w.stderr();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not managed by zen-lead"), "{stderr}");
+    assert!(pool.heartbeats().is_empty(), "the child never ran");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let pool = Pool::new("json");
+    let mut w = pool.replica("r0", &["--log-format", "json"], false);
+    pool.wait_for_term_after(0, 1);
+    w.signal(Signal::SIGTERM);
+    assert_eq!(w.exit_code(), 0, "{}", w.stderr());
+    let stderr = w.stderr();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(
+            v.get("level").is_some() && v.get("message").is_some(),
+            "{line}"
+        );
+    }
+}
