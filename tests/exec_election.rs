@@ -522,3 +522,44 @@ fn json_logs_are_one_object_per_line() {
         );
     }
 }
+
+#[test]
+fn sigstop_of_the_leader_past_the_lease_then_sigcont_stops_its_child() {
+    if skip_without_unshare() {
+        return;
+    }
+    let pool = Pool::new("paused");
+    let mut replicas: Vec<Wrapper> = (0..2)
+        .map(|i| pool.replica(&format!("r{i}"), &[], true))
+        .collect();
+    let first = pool.wait_for_term_after(0, 3);
+    let old = index_of(&first.identity);
+    let wrapper = replicas[old].pid;
+    let child = children_of(wrapper);
+    assert_eq!(child.len(), 1, "one child");
+    let groups: Vec<i32> = processes()
+        .iter()
+        .filter(|p| p.pid == wrapper.as_raw() || p.pid == child[0].as_raw())
+        .map(|p| p.pgrp)
+        .collect();
+    // Freeze the leader's whole container: the wrapper's group and its child's group.
+    for g in &groups {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g), Signal::SIGSTOP).expect("stop");
+    }
+    // Past its lease, the other replica takes over.
+    let second = pool.wait_for_term_after(first.term, 3);
+    assert_ne!(second.identity, first.identity);
+    for g in &groups {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g), Signal::SIGCONT).expect("cont");
+    }
+    // On waking, the old leader sees its deadline passed and stops its child.
+    assert_eq!(replicas[old].exit_code(), 80, "{}", replicas[old].stderr());
+    // A write the paused child makes in the instant after SIGCONT is what fencing is for: the
+    // sink rejects it by term, and what it accepts never interleaves.
+    let (accepted, _rejected) = fence(&pool.heartbeats());
+    let terms = check_single_active(&accepted);
+    assert_eq!(terms.len(), 2, "{terms:?}");
+    drop(replicas);
+    let (accepted, _) = fence(&pool.heartbeats());
+    check_single_active(&accepted);
+}

@@ -464,3 +464,26 @@ impl Launch {
         self.args([OsString::from("--"), program])
     }
 }
+
+/// What a fencing-aware sink would accept: in file (arrival) order, a line is accepted only if
+/// its term is not below the highest term already seen. Returns (accepted text, rejected count).
+pub fn fence(text: &str) -> (String, usize) {
+    let mut highest = 0u64;
+    let mut accepted = String::new();
+    let mut rejected = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let term: u64 = line
+            .split(',')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("bad heartbeat line {line:?}"));
+        if term < highest {
+            rejected += 1;
+            continue;
+        }
+        highest = term;
+        accepted.push_str(line);
+        accepted.push('\n');
+    }
+    (accepted, rejected)
+}
