@@ -8,23 +8,42 @@ use crate::errors::{ApiError, Cause};
 /// fails (a `test`, a missing path) is 422 `Invalid` with the generic message and the failure
 /// as the only cause, as kube-apiserver's `NewGenericServerResponse` renders it.
 pub fn apply(current: &Value, body: &[u8]) -> Result<Value, ApiError> {
-    let patch: json_patch::Patch = serde_json::from_slice(body)
+    let ops: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-    let mut doc = current.clone();
-    json_patch::patch(&mut doc, &patch).map_err(|e| {
-        let mut err = ApiError::invalid("", "", "", Vec::new());
-        err.message = "the server rejected our request due to an error in our request".into();
-        err.name = None;
-        err.kind = None;
-        err.group = None;
-        err.causes = vec![Cause {
-            reason: String::new(),
-            message: e.to_string(),
-            field: String::new(),
-        }];
-        err
+    // Like evanphx/json-patch, an operation that cannot be made sense of fails when it is
+    // applied (422), not when the patch is decoded.
+    let patch: json_patch::Patch = serde_json::from_value(Value::Array(
+        ops.iter().cloned().map(Value::Object).collect(),
+    ))
+    .map_err(|e| {
+        let unknown = ops
+            .iter()
+            .map(|o| o.get("op").and_then(Value::as_str).unwrap_or(""))
+            .find(|op| !matches!(*op, "add" | "remove" | "replace" | "move" | "copy" | "test"));
+        match unknown {
+            Some(op) => rejected(format!("Unexpected kind: {op}")),
+            None => rejected(e.to_string()),
+        }
     })?;
+    let mut doc = current.clone();
+    json_patch::patch(&mut doc, &patch).map_err(|e| rejected(e.to_string()))?;
     Ok(doc)
+}
+
+/// kube-apiserver's `NewGenericServerResponse(422, ...)`: a generic message, the failure as
+/// the only cause.
+fn rejected(message: String) -> ApiError {
+    let mut err = ApiError::invalid("", "", "", Vec::new());
+    err.message = "the server rejected our request due to an error in our request".into();
+    err.name = None;
+    err.kind = None;
+    err.group = None;
+    err.causes = vec![Cause {
+        reason: String::new(),
+        message,
+        field: String::new(),
+    }];
+    err
 }
 
 #[cfg(test)]
@@ -53,7 +72,8 @@ mod tests {
             (r#"[{"op":"test","path":"/spec/n","value":9}]"#, Err(422)),
             (r#"[{"op":"remove","path":"/spec/missing"}]"#, Err(422)),
             (r#"{"op":"remove"}"#, Err(400)),
-            (r#"[{"op":"frobnicate","path":"/a"}]"#, Err(400)),
+            (r#"[{"op":"frobnicate","path":"/a"}]"#, Err(422)),
+            (r#"[{"op":"add","path":"/a"}]"#, Err(422)),
             ("not json", Err(400)),
         ];
         for (body, want) in cases {

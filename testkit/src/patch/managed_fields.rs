@@ -205,6 +205,24 @@ pub fn set_of_object(obj: &Value) -> FieldSet {
     set
 }
 
+/// The set an apply configuration claims: like [`set_of_object`], but maps and lists are not
+/// members themselves when they have members (structured-merge-diff's `ToFieldSet`; only
+/// list items keep their `.`).
+pub fn applied_set(obj: &Value) -> FieldSet {
+    let mut set = set_of_object(obj);
+    drop_container_members(&mut set);
+    set
+}
+
+fn drop_container_members(set: &mut FieldSet) {
+    for (element, child) in set.children.iter_mut() {
+        if element.starts_with("f:") && !child.children.is_empty() {
+            child.itself = false;
+        }
+        drop_container_members(child);
+    }
+}
+
 fn strip(set: &mut FieldSet) {
     set.children.remove("f:apiVersion");
     set.children.remove("f:kind");

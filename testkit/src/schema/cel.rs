@@ -35,7 +35,20 @@ impl fmt::Debug for Rule {
 
 fn env() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
-    Arc::clone(ENV.get_or_init(|| Arc::new(Env::stdlib())))
+    Arc::clone(ENV.get_or_init(|| {
+        // Kubernetes' CEL environment includes the strings, lists and math extensions.
+        let mut env = Env::stdlib();
+        for ext in [
+            cel::extensions::strings as fn(&mut Env) -> Result<(), cel::DeclarationError>,
+            cel::extensions::lists,
+            cel::extensions::math,
+        ] {
+            if let Err(error) = env.add_extension(ext) {
+                tracing::debug!(%error, "CEL extension not added");
+            }
+        }
+        Arc::new(env)
+    }))
 }
 
 /// Compiles every rule under `schema` into `out`, keyed by schema JSON pointer.
@@ -294,5 +307,50 @@ fn cause_for_reason(reason: Option<&str>, field: &str, shown: &str, message: &st
         reason: reason.into(),
         message,
         field: field.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn holds(rule: &str, spec: &Value) -> bool {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"i": {"type": "integer"}, "d": {"type": "number"}, "s": {"type": "string"},
+                "l": {"type": "array", "items": {"type": "integer"}},
+                "m": {"type": "object", "additionalProperties": {"type": "string"}}},
+            "x-kubernetes-validations": [{"rule": rule}]}}});
+        let mut rules = BTreeMap::new();
+        compile_all(&schema, "", &mut rules).unwrap();
+        let mut causes = Vec::new();
+        validate_all(&schema, &rules, &json!({"spec": spec}), None, &mut causes);
+        causes.is_empty()
+    }
+
+    #[test]
+    fn kubernetes_cel_forms() {
+        let spec = json!({"i": 1, "d": 2.0, "s": "abc", "l": [1, 2], "m": {"x": "y"}});
+        let cases = [
+            ("self.i < self.d", true),
+            // `type: number` is a double even when the JSON has no fraction.
+            ("self.d == 2.0", true),
+            ("double(self.i) > 1.2 * double(self.i)", false),
+            ("self.i < 1.5", true),
+            ("has(self.s) && !has(self.missing)", true),
+            ("size(self.l) == 2 && self.l.all(x, x > 0)", true),
+            ("self.l.exists(x, x == 3)", false),
+            ("self.s.matches('^a') && self.s.startsWith('ab')", true),
+            (
+                "self.s.lowerAscii() == 'abc' && self.s.split('b').size() == 2",
+                true,
+            ),
+            ("'x' in self.m", true),
+            ("self.i in [2, 3]", false),
+        ];
+        for (rule, want) in cases {
+            assert_eq!(holds(rule, &spec), want, "{rule}");
+        }
     }
 }
