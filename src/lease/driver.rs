@@ -210,6 +210,7 @@ async fn observe(
                     }
                 };
             let mut stream = std::pin::pin!(stream);
+            let started = tokio::time::Instant::now();
             loop {
                 let event = match tokio::time::timeout(WATCH_IDLE, stream.try_next()).await {
                     Err(_) => {
@@ -221,8 +222,17 @@ async fn observe(
                         failures += 1;
                         break 'watch;
                     }
-                    // The server ended the watch (timeoutSeconds): resume from `version`.
-                    Ok(Ok(None)) => continue 'watch,
+                    // The server ended the watch (timeoutSeconds): resume from `version`,
+                    // backing off if it ends watches as soon as they start.
+                    Ok(Ok(None)) => {
+                        if started.elapsed() < Duration::from_secs(1) {
+                            failures += 1;
+                            tokio::time::sleep(backoff(failures, config.timing.retry_period)).await;
+                        } else {
+                            failures = 0;
+                        }
+                        continue 'watch;
+                    }
                     Ok(Ok(Some(event))) => event,
                 };
                 let observed = match event {
@@ -243,9 +253,9 @@ async fn observe(
                     WatchEvent::Error(status) => {
                         // 410 Gone: our version was compacted away; list again at once.
                         debug!(code = status.code, message = %status.message, "lease watch error event");
-                        if status.code != 410 {
-                            failures += 1;
-                        }
+                        // Counted even for 410, so that a server answering only 410 is not
+                        // hammered; the first relist after one is still almost immediate.
+                        failures += 1;
                         break 'watch;
                     }
                 };
@@ -507,7 +517,14 @@ impl Driver {
             Ok(Err(error)) => match classify(&self.config, error) {
                 (Failure::Stale, _) => {
                     debug!(?kind, "conditional write lost; observing again");
-                    self.refresh().await
+                    let used = body.metadata.resource_version.clone();
+                    self.refresh().await?;
+                    if used.is_some() && self.current_version() == used.as_deref() {
+                        // The server refused a write on the version it still shows: back off
+                        // rather than spin.
+                        self.fail();
+                    }
+                    Ok(())
                 }
                 (Failure::Retry, error) => {
                     debug!(?kind, ?error, "lease write failed; retrying");
