@@ -1149,25 +1149,21 @@ fn list(app: &App, ty: &ResourceType, call: &Call<'_>) -> Result<Value, ApiError
         )));
     }
     let ns = (!info.namespace.is_empty()).then_some(info.namespace.as_str());
-    let (objs, rv) = app.store.list(&ty.key(), ns, after.as_ref());
     let limit = call
         .query
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
-    let mut items = Vec::new();
+    let page = app
+        .store
+        .list_page(&ty.key(), ns, after.as_ref(), |o| sel.matches(o), limit);
+    let (rv, remaining) = (page.rv, page.remaining);
+    let items: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|o| present(o, ty, &info.version))
+        .collect();
     let mut cont = None;
-    let mut remaining = 0u64;
-    for obj in objs {
-        if !sel.matches(&obj) {
-            continue;
-        }
-        if limit.is_some_and(|l| items.len() >= l) {
-            remaining += 1;
-            continue;
-        }
-        items.push(present(obj, ty, &info.version));
-    }
     let list_rv = token_rv.unwrap_or(rv);
     if remaining > 0
         && let Some(last) = items.last()

@@ -69,6 +69,17 @@ pub struct Compacted {
 
 type Objects = BTreeMap<(String, String), Value>;
 
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    /// The objects.
+    pub items: Vec<Value>,
+    /// Matching objects after the page.
+    pub remaining: u64,
+    /// The store's resourceVersion at the time of the list.
+    pub rv: u64,
+}
+
 #[derive(Debug)]
 struct Inner {
     rv: u64,
@@ -141,23 +152,75 @@ impl Store {
         ns: Option<&str>,
         after: Option<&(String, String)>,
     ) -> (Vec<Value>, u64) {
+        let page = self.list_page(key, ns, after, |_| true, None);
+        (page.items, page.rv)
+    }
+
+    /// Like [`Store::list`], keeping only objects that pass `keep`, at most `limit` of them;
+    /// counts the matching objects left over without copying them.
+    pub fn list_page(
+        &self,
+        key: &str,
+        ns: Option<&str>,
+        after: Option<&(String, String)>,
+        keep: impl Fn(&Value) -> bool,
+        limit: Option<usize>,
+    ) -> Page {
         let inner = self.lock();
-        let mut out = Vec::new();
+        let mut page = Page {
+            items: Vec::new(),
+            remaining: 0,
+            rv: inner.rv,
+        };
+        let Some(objs) = inner.objects.get(key) else {
+            return page;
+        };
+        use std::ops::Bound;
+        // Keys sort by namespace first, so one namespace is one contiguous range.
+        let lower = match (after, ns) {
+            (Some(pos), _) => Bound::Excluded(pos.clone()),
+            (None, Some(n)) => Bound::Included((n.to_string(), String::new())),
+            (None, None) => Bound::Unbounded,
+        };
+        for ((ons, _), v) in objs.range::<(String, String), _>((lower, Bound::Unbounded)) {
+            if let Some(n) = ns {
+                if ons.as_str() > n {
+                    break;
+                }
+                if ons != n {
+                    continue;
+                }
+            }
+            if !keep(v) {
+                continue;
+            }
+            if limit.is_some_and(|l| page.items.len() >= l) {
+                page.remaining += 1;
+            } else {
+                page.items.push(v.clone());
+            }
+        }
+        page
+    }
+
+    /// Atomically: the objects of one type (for synthetic ADDED events) and a live receiver
+    /// from exactly that state.
+    pub fn snapshot_and_watch(
+        &self,
+        key: &str,
+        ns: Option<&str>,
+    ) -> (Vec<Value>, broadcast::Receiver<Arc<StoreEvent>>, u64) {
+        let inner = self.lock();
+        let rx = self.events.subscribe();
+        let mut items = Vec::new();
         if let Some(objs) = inner.objects.get(key) {
-            let range: Box<dyn Iterator<Item = (&(String, String), &Value)>> = match after {
-                Some(pos) => Box::new(objs.range::<(String, String), _>((
-                    std::ops::Bound::Excluded(pos.clone()),
-                    std::ops::Bound::Unbounded,
-                ))),
-                None => Box::new(objs.iter()),
-            };
-            for ((ons, _), v) in range {
+            for ((ons, _), v) in objs {
                 if ns.is_none_or(|n| n == ons) {
-                    out.push(v.clone());
+                    items.push(v.clone());
                 }
             }
         }
-        (out, inner.rv)
+        (items, rx, inner.rv)
     }
 
     /// Reads, decides and writes one object atomically. `f` sees the current object (if any).

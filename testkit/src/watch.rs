@@ -140,11 +140,21 @@ fn start(
         // kube-apiserver picks a random timeout in [min-request-timeout, 2x] (30-60 min).
         .unwrap_or(Duration::from_secs(1800));
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(64);
-    let started = app.store.watch_from(from);
+    let ns = (!info.namespace.is_empty()).then_some(info.namespace.as_str());
+    let started = match from {
+        Some(_) => app
+            .store
+            .watch_from(from)
+            .map(|(b, rx, rv)| (Vec::new(), b, rx, rv)),
+        None => {
+            let (snapshot, rx, rv) = app.store.snapshot_and_watch(&ty.key(), ns);
+            Ok((snapshot, Vec::new(), rx, rv))
+        }
+    };
     let app2 = app.clone();
     let client = client.to_string();
     let task = async move {
-        let (backlog, live, current) = match started {
+        let (snapshot, backlog, live, current) = match started {
             Ok(s) => s,
             Err(c) => {
                 let status = ApiError::gone(format!(
@@ -158,16 +168,7 @@ fn start(
             }
         };
         run(
-            app2,
-            filter,
-            from.is_none(),
-            backlog,
-            live,
-            current,
-            bookmarks,
-            timeout,
-            client,
-            tx,
+            app2, filter, snapshot, backlog, live, current, bookmarks, timeout, client, tx,
         )
         .await;
     };
@@ -192,7 +193,7 @@ fn tokio_stream_from<T: Send + 'static>(
 async fn run(
     app: Arc<App>,
     filter: Filter,
-    initial: bool,
+    snapshot: Vec<Value>,
     backlog: Vec<Arc<StoreEvent>>,
     mut live: broadcast::Receiver<Arc<StoreEvent>>,
     current: u64,
@@ -211,30 +212,18 @@ async fn run(
         let tx = tx.clone();
         async move { tx.send(Ok(Frame::data(bytes))).await.is_ok() }
     };
-    if initial {
-        // "From now" with synthetic ADDED events for everything that matches, as the real
-        // server does for an unset (or "0") resourceVersion.
-        let ns = (!filter.namespace.is_empty()).then_some(filter.namespace.as_str());
-        let (objs, _) = app.store.list(&filter.ty.key(), ns, None);
-        for obj in objs {
-            let rv = obj
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .and_then(|r| r.parse::<u64>().ok())
-                .unwrap_or(0);
-            if rv > current {
-                continue; // will arrive live
-            }
-            if filter
-                .name
-                .as_deref()
-                .is_some_and(|n| obj.pointer("/metadata/name").and_then(Value::as_str) != Some(n))
-            {
-                continue;
-            }
-            if filter.selectors.matches(&obj) && !send("ADDED", &filter.render(obj)).await {
-                return;
-            }
+    // "From now" with synthetic ADDED events for everything that matches, as the real server
+    // does for an unset (or "0") resourceVersion.
+    for obj in snapshot {
+        if filter
+            .name
+            .as_deref()
+            .is_some_and(|n| obj.pointer("/metadata/name").and_then(Value::as_str) != Some(n))
+        {
+            continue;
+        }
+        if filter.selectors.matches(&obj) && !send("ADDED", &filter.render(obj)).await {
+            return;
         }
     }
     for ev in backlog {

@@ -880,3 +880,223 @@ async fn server_side_apply_with_field_managers() {
         Some("2")
     );
 }
+
+#[tokio::test]
+async fn bookmarks_when_allowed() {
+    let server = TestServer::builder()
+        .bookmark_interval(Duration::from_millis(200))
+        .start()
+        .await
+        .expect("server");
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(60), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    match tokio::time::timeout(WAIT, stream.try_next())
+        .await
+        .expect("event")
+        .expect("ok")
+    {
+        Some(WatchEvent::Bookmark(b)) => assert_eq!(b.metadata.resource_version, rv),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn blackholed_watch_goes_silent_until_healed() {
+    let server = TestServer::start().await.expect("server");
+    let watcher_api: Api<ConfigMap> =
+        Api::default_namespaced(server.client_as("partitioned").expect("client"));
+    let writer: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
+    let rv = watcher_api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = watcher_api
+        .watch(&WatchParams::default().timeout(120), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    server.faults().blackhole(Some("partitioned"), true);
+    writer
+        .create(&PostParams::default(), &cm("during", json!({})))
+        .await
+        .expect("create");
+    let silent = tokio::time::timeout(Duration::from_secs(1), stream.try_next()).await;
+    assert!(silent.is_err(), "no event while partitioned: {silent:?}");
+    server.faults().blackhole(Some("partitioned"), false);
+    match tokio::time::timeout(WAIT, stream.try_next())
+        .await
+        .expect("event")
+        .expect("ok")
+    {
+        Some(WatchEvent::Added(c)) => assert_eq!(c.metadata.name.as_deref(), Some("during")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn admin_endpoint_controls_faults_and_reports_accounting() {
+    let server = TestServer::start().await.expect("server");
+    let admin = server.client_as("admin-caller").expect("client");
+    let victim: Api<ConfigMap> = Api::default_namespaced(no_retry(&server, "victim"));
+    victim.list(&ListParams::default()).await.expect("list");
+    let req = |method: &str, path: &str, body: &str| {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(body.as_bytes().to_vec())
+            .expect("request")
+    };
+    let counts: serde_json::Value = serde_json::from_str(
+        &admin
+            .request_text(req("GET", "/testkit/accounting", ""))
+            .await
+            .expect("accounting"),
+    )
+    .expect("json");
+    assert_eq!(counts["victim"]["list"], 1);
+    assert!(
+        counts.get("admin-caller").is_none(),
+        "admin calls are not counted"
+    );
+    admin
+        .request_text(req(
+            "PUT",
+            "/testkit/faults?client=victim",
+            r#"{"errorRate":1.0,"errorCode":500}"#,
+        ))
+        .await
+        .expect("set fault");
+    assert_eq!(
+        api_code(
+            victim
+                .list(&ListParams::default())
+                .await
+                .expect_err("fault")
+        ),
+        500
+    );
+    admin
+        .request_text(req("DELETE", "/testkit/faults", ""))
+        .await
+        .expect("clear");
+    victim.list(&ListParams::default()).await.expect("healed");
+    let pod: serde_json::Value = serde_json::from_str(
+        &admin
+            .request_text(req(
+                "POST",
+                "/testkit/kubelet/pods/default",
+                r#"{"metadata":{"name":"ap"}}"#,
+            ))
+            .await
+            .expect("run pod"),
+    )
+    .expect("json");
+    assert_eq!(pod["status"]["phase"], "Running");
+    admin
+        .request_text(req(
+            "POST",
+            "/testkit/kubelet/pods/default/ap/phase?phase=Succeeded",
+            "",
+        ))
+        .await
+        .expect("phase");
+    let pods: Api<Pod> = Api::default_namespaced(server.client().expect("client"));
+    let p = pods.get("ap").await.expect("get");
+    assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Succeeded"));
+}
+
+#[tokio::test]
+async fn custom_resources_get_schema_defaults_validation_and_discovery() {
+    use kube::core::{DynamicObject, GroupVersionKind};
+    let server = TestServer::start().await.expect("server");
+    let client = server.client().expect("client");
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let crd = serde_json::from_value(json!({
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Cluster",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "shortNames": ["gd"]},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object",
+                    "properties": {"n": {"type": "integer", "minimum": 1, "default": 2}}}}}}}]}
+    }))
+    .expect("crd");
+    let created = crds
+        .create(&PostParams::default(), &crd)
+        .await
+        .expect("crd");
+    let conds = created
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    );
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Gadget"))
+        .expect("served");
+    assert_eq!(caps.scope, kube::discovery::Scope::Cluster);
+    let gadgets: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {}
+    }))
+    .expect("obj");
+    let made = gadgets
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("create");
+    assert_eq!(made.data["spec"]["n"], 2, "schema default applied");
+    let bad: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "b"}, "spec": {"n": 0}
+    }))
+    .expect("obj");
+    match gadgets
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect_err("invalid")
+    {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+            assert!(s.message.contains("spec.n"), "{}", s.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    crds.delete("gadgets.example.com", &DeleteParams::default())
+        .await
+        .expect("delete crd");
+    let gone = gadgets
+        .list(&ListParams::default())
+        .await
+        .expect_err("no longer served");
+    assert_eq!(api_code(gone), 404);
+}
+
+#[tokio::test]
+async fn bench_runs_small() {
+    let report = zen_lead_testkit::bench::run(200, 20, Duration::from_secs(120))
+        .await
+        .expect("bench");
+    assert!(report.contains("watch events delivered"), "{report}");
+    assert!(report.contains("(1000 of 1000 events)"), "{report}");
+}

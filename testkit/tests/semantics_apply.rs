@@ -260,3 +260,41 @@ fn resource_version_in_the_body_is_kept_for_the_precondition_check() {
     let out = apply(Some(&stored), body, "kubectl", false).unwrap();
     assert_eq!(out["metadata"]["resourceVersion"], "4");
 }
+
+#[test]
+fn status_apply_is_recorded_with_its_subresource_and_conflicts_name_it() {
+    use zen_lead_testkit::patch::server_side_apply_subresource;
+    let target = Target {
+        group: "g",
+        kind: "K",
+        resource: "ks",
+        name: "n",
+        is_custom: true,
+    };
+    let v1 =
+        json!({"apiVersion": "g/v1", "kind": "K", "metadata": {"name": "n"}, "spec": {"x": 1}});
+    let body =
+        r#"{"apiVersion":"g/v1","kind":"K","metadata":{"name":"n"},"status":{"phase":"Stable"}}"#;
+    let v2 =
+        server_side_apply_subresource(&target, &v1, body.as_bytes(), "controller", false, "status")
+            .unwrap();
+    let entry = v2["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "controller")
+        .unwrap()
+        .clone();
+    assert_eq!(entry["subresource"], "status");
+    assert_eq!(entry["operation"], "Apply");
+    assert_eq!(entry["fieldsV1"], json!({"f:status": {"f:phase": {}}}));
+    let other =
+        r#"{"apiVersion":"g/v1","kind":"K","metadata":{"name":"n"},"status":{"phase":"Electing"}}"#;
+    let err =
+        server_side_apply_subresource(&target, &v2, other.as_bytes(), "other", false, "status")
+            .unwrap_err();
+    assert_eq!(
+        err.causes[0].message,
+        r#"conflict with "controller" with subresource "status""#
+    );
+}

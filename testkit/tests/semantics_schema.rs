@@ -47,6 +47,9 @@ fn leader_policy_schema() -> Value {
     })
 }
 
+/// The cause apiextensions adds when a type or enum error kept the CEL rules from running.
+const BLOCKED: &str = "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
 /// (reason, field, message) of one expected cause.
 type Expected<'a> = (&'a str, &'a str, &'a str);
 
@@ -97,11 +100,11 @@ fn validation_table() {
             vec![],
         ),
         (
-            json!({"leaseDurationSeconds": 0}),
+            json!({"leaseDurationSeconds": 3601, "renewDeadlineSeconds": 20, "retryPeriodSeconds": 2}),
             vec![(
                 inv,
                 "spec.leaseDurationSeconds",
-                "Invalid value: 0: spec.leaseDurationSeconds in body should be greater than or equal to 1",
+                "Invalid value: 3601: spec.leaseDurationSeconds in body should be less than or equal to 3600",
             )],
         ),
         (
@@ -122,12 +125,32 @@ fn validation_table() {
             )],
         ),
         (
-            json!({"identityStrategy": "x"}),
-            vec![(
-                "FieldValueNotSupported",
-                "spec.identityStrategy",
-                "Unsupported value: \"x\": supported values: \"pod\", \"custom\"",
-            )],
+            // The enum error blocks the CEL rules (which would fail too), and says so.
+            json!({"identityStrategy": "x", "renewDeadlineSeconds": 20}),
+            vec![
+                (
+                    "FieldValueNotSupported",
+                    "spec.identityStrategy",
+                    "Unsupported value: \"x\": supported values: \"pod\", \"custom\"",
+                ),
+                (inv, "<nil>", BLOCKED),
+            ],
+        ),
+        (
+            // A range error does not block them.
+            json!({"leaseDurationSeconds": 0, "renewDeadlineSeconds": 5}),
+            vec![
+                (
+                    inv,
+                    "spec.leaseDurationSeconds",
+                    "Invalid value: 0: spec.leaseDurationSeconds in body should be greater than or equal to 1",
+                ),
+                (
+                    inv,
+                    "spec",
+                    "Invalid value: \"object\": renewDeadlineSeconds must be less than leaseDurationSeconds",
+                ),
+            ],
         ),
     ];
     for (spec, want) in cases {
@@ -228,14 +251,13 @@ fn cel_message_expression_field_path_and_errors() {
             ),
         ]
     );
-    // A missing field the rule reads is an evaluation error, reported at the rule's fieldPath.
+    // A missing field the rule reads is an evaluation error, reported at the rule's node.
     let causes = schema.validate(&json!({"spec": {"r": 1}}), None);
     assert_eq!(causes.len(), 1);
-    assert_eq!(causes[0].field, "spec.a");
-    assert!(
-        causes[0].message.contains("evaluating rule: self.a > 1"),
-        "{}",
-        causes[0].message
+    assert_eq!(causes[0].field, "spec");
+    assert_eq!(
+        causes[0].message,
+        "Invalid value: \"object\": no such key: a evaluating rule: self.a > 1"
     );
 }
 
@@ -252,4 +274,132 @@ fn compile_rejects_bad_rules_and_patterns() {
         json!({"type": "object", "properties": {"s": {"type": "string", "pattern": "(["}}});
     assert!(Schema::compile(&bad_pattern).is_err());
     assert!(Schema::compile(&json!("nope")).is_err());
+}
+
+/// The product's own CRD (config/crd/bases), as the testkit serves it.
+fn repo_crd_schema() -> Schema {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/crd/bases/coordination.kube-zen.io_leaderpolicies.yaml");
+    let crd: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    Schema::compile(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]).unwrap()
+}
+
+#[test]
+fn repo_leader_policy_crd_defaults_validates_and_runs_its_cel_rules() {
+    let schema = repo_crd_schema();
+    let (obj, causes) = admit(&schema, lp(json!({})), None);
+    assert_eq!(causes, vec![]);
+    assert_eq!(obj["spec"]["leaseDurationSeconds"], 15);
+    assert_eq!(obj["spec"]["renewDeadlineSeconds"], 10);
+    assert_eq!(obj["spec"]["retryPeriodSeconds"], 2);
+    assert_eq!(obj["spec"]["identityStrategy"], "pod");
+    assert_eq!(obj["spec"]["followerMode"], "standby");
+
+    let fields = |spec: Value| -> Vec<(String, String)> {
+        admit(&schema, lp(spec), None)
+            .1
+            .into_iter()
+            .map(|(reason, field, _)| (reason, field))
+            .collect()
+    };
+    let inv = |f: &str| ("FieldValueInvalid".to_string(), f.to_string());
+    assert_eq!(
+        fields(json!({"leaseDurationSeconds": 0})),
+        // The defaulted renewDeadline (10) is then not below it: the CEL rule fails as well.
+        vec![inv("spec.leaseDurationSeconds"), inv("spec")]
+    );
+    assert_eq!(
+        fields(json!({"leaseDurationSeconds": 3601})),
+        vec![inv("spec.leaseDurationSeconds")]
+    );
+    // renewDeadline >= leaseDuration (the defaulted 15) breaks the first CEL rule.
+    assert_eq!(
+        fields(json!({"renewDeadlineSeconds": 15})),
+        vec![inv("spec")]
+    );
+    // renewDeadline 2 <= 1.2 x retryPeriod 2 breaks the second.
+    assert_eq!(
+        fields(json!({"renewDeadlineSeconds": 2})),
+        vec![inv("spec")]
+    );
+    assert_eq!(
+        fields(json!({"identityStrategy": "x"})),
+        vec![
+            (
+                "FieldValueNotSupported".into(),
+                "spec.identityStrategy".into()
+            ),
+            inv("<nil>")
+        ]
+    );
+    let missing_spec = admit(
+        &schema,
+        json!({"apiVersion": "coordination.kube-zen.io/v1alpha1",
+        "kind": "LeaderPolicy", "metadata": {"name": "p"}}),
+        None,
+    )
+    .1;
+    assert_eq!(
+        missing_spec,
+        vec![(
+            "FieldValueRequired".into(),
+            "spec".into(),
+            "Required value".into()
+        )]
+    );
+
+    // A status as the controller writes it passes, nulls included.
+    let mut obj = lp(json!({}));
+    obj["status"] = json!({"phase": "Stable", "term": 3, "candidates": 2, "readyCandidates": 2,
+        "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z",
+        "currentHolder": {"name": "a", "uid": "u", "identity": "a", "since": null, "renewer": "self"},
+        "conditions": [{"type": "LeaderElected", "status": "True", "reason": "LeaderActive",
+            "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+    assert_eq!(admit(&schema, obj.clone(), None).1, vec![]);
+    obj["status"]["phase"] = json!("Leading");
+    assert_eq!(
+        admit(&schema, obj, None).1,
+        vec![
+            (
+                "FieldValueNotSupported".into(),
+                "status.phase".into(),
+                "Unsupported value: \"Leading\": supported values: \"Electing\", \"Stable\"".into()
+            ),
+            ("FieldValueInvalid".into(), "<nil>".into(), BLOCKED.into())
+        ]
+    );
+}
+
+#[test]
+fn list_map_and_set_duplicates_are_rejected() {
+    let schema = Schema::compile(&json!({"type": "object", "properties": {"status": {"type": "object", "properties": {
+        "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+            "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}},
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}
+    }}}}))
+    .unwrap();
+    let causes: Vec<(String, String, String)> = schema
+        .validate(
+            &json!({"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "A", "status": "False"}],
+                               "tags": ["x", "y", "x"]}}),
+            None,
+        )
+        .into_iter()
+        .map(|c| (c.reason, c.field, c.message))
+        .collect();
+    assert_eq!(
+        causes,
+        vec![
+            (
+                "FieldValueDuplicate".into(),
+                "status.conditions[1]".into(),
+                "Duplicate value: map[string]interface {}{\"type\":\"A\"}".into()
+            ),
+            (
+                "FieldValueDuplicate".into(),
+                "status.tags[2]".into(),
+                "Duplicate value: \"x\"".into()
+            ),
+        ]
+    );
 }

@@ -26,6 +26,19 @@ pub fn server_side_apply(
     manager: &str,
     force: bool,
 ) -> Result<Value, ApiError> {
+    server_side_apply_to(target, current, body, manager, force, "")
+}
+
+/// Server-side apply through `subresource` (`status`, or `""` for the main resource): the
+/// manager's `Apply` entry is recorded with that subresource, as the real server does.
+pub fn server_side_apply_to(
+    target: &Target<'_>,
+    current: Option<&Value>,
+    body: &[u8],
+    manager: &str,
+    force: bool,
+    subresource: &str,
+) -> Result<Value, ApiError> {
     let mut patch: Value = serde_yaml::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     let Some(patch_obj) = patch.as_object_mut() else {
@@ -72,7 +85,7 @@ pub fn server_side_apply(
     }
     let applied = applied_set(&without_nulls(&patch));
     let is_mine =
-        |e: &Entry| e.manager == manager && e.operation == "Apply" && e.subresource.is_empty();
+        |e: &Entry| e.manager == manager && e.operation == "Apply" && e.subresource == subresource;
 
     // Conflicts: fields another manager owns whose value this apply would change.
     let mut conflicts: Vec<(usize, String)> = Vec::new();
@@ -123,7 +136,7 @@ pub fn server_side_apply(
         operation: "Apply".into(),
         api_version,
         time: now_rfc3339(),
-        subresource: String::new(),
+        subresource: subresource.to_string(),
         fields: applied,
     });
     // An apply that changes neither the object nor any ownership is a no-op: the real server

@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
-use crate::errors::{ApiError, Cause};
+use crate::errors::ApiError;
 
 /// Applies a JSON patch document. An undecodable patch is 400 `BadRequest`; an operation that
-/// fails (a `test`, a missing path) is 422 `Invalid` with the generic message and the failure
-/// as the only cause, as kube-apiserver's `NewGenericServerResponse` renders it.
+/// fails (a `test`, a missing path) is 422 `Invalid` with the generic message, as
+/// kube-apiserver's `NewGenericServerResponse` renders it.
 pub fn apply(current: &Value, body: &[u8]) -> Result<Value, ApiError> {
     let ops: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
@@ -30,19 +30,15 @@ pub fn apply(current: &Value, body: &[u8]) -> Result<Value, ApiError> {
     Ok(doc)
 }
 
-/// kube-apiserver's `NewGenericServerResponse(422, ...)`: a generic message, the failure as
-/// the only cause.
-fn rejected(message: String) -> ApiError {
+/// kube-apiserver's `NewGenericServerResponse(422, ...)`: only the generic message; the
+/// server drops the failure's text (it is kept here in a debug log).
+fn rejected(detail: String) -> ApiError {
+    tracing::debug!(%detail, "JSON patch rejected");
     let mut err = ApiError::invalid("", "", "", Vec::new());
     err.message = "the server rejected our request due to an error in our request".into();
     err.name = None;
     err.kind = None;
     err.group = None;
-    err.causes = vec![Cause {
-        reason: String::new(),
-        message,
-        field: String::new(),
-    }];
     err
 }
 
@@ -98,7 +94,7 @@ mod tests {
             err.message,
             "the server rejected our request due to an error in our request"
         );
-        assert_eq!(err.causes.len(), 1);
-        assert!(!err.causes[0].message.is_empty());
+        assert!(err.causes.is_empty());
+        assert_eq!(err.to_status().get("details"), None);
     }
 }

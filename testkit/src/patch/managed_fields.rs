@@ -199,7 +199,7 @@ pub fn value_element(item: &Value) -> String {
 /// All fields present in `obj` (an apply configuration or a stored object), stripped of the
 /// server-managed metadata.
 pub fn set_of_object(obj: &Value) -> FieldSet {
-    let mut set = set_of_value("", obj, true);
+    let mut set = set_of_value("", obj, true, false);
     strip(&mut set);
     set.itself = false;
     set
@@ -236,37 +236,39 @@ fn strip(set: &mut FieldSet) {
 }
 
 /// The field set of `v` found under field `name`. `root` marks the top-level object.
-fn set_of_value(name: &str, v: &Value, root: bool) -> FieldSet {
+/// `custom`: the object is a custom resource, whose new objects and lists are members
+/// themselves (`.`), as structured-merge-diff tracks CRD schemas.
+fn set_of_value(name: &str, v: &Value, root: bool, custom: bool) -> FieldSet {
     match v {
         Value::Object(obj) => {
             let mut set = FieldSet {
-                itself: !root && (obj.is_empty() || MAP_FIELDS.contains(&name)),
+                itself: !root && (custom || obj.is_empty() || MAP_FIELDS.contains(&name)),
                 children: BTreeMap::new(),
             };
             for (k, child) in obj {
                 set.children
-                    .insert(format!("f:{k}"), set_of_value(k, child, false));
+                    .insert(format!("f:{k}"), set_of_value(k, child, false, custom));
             }
             set
         }
-        Value::Array(items) => set_of_list(name, items),
+        Value::Array(items) => set_of_list(name, items, custom),
         _ => FieldSet::leaf(),
     }
 }
 
-fn set_of_list(name: &str, items: &[Value]) -> FieldSet {
+fn set_of_list(name: &str, items: &[Value], custom: bool) -> FieldSet {
     match keys::list_kind(name, items) {
         keys::ListKind::Map(key_fields) => {
             // Associative lists are tracked by their items only, as structured-merge-diff does.
             let mut set = FieldSet {
-                itself: items.is_empty(),
+                itself: custom || items.is_empty(),
                 children: BTreeMap::new(),
             };
             for item in items {
                 let Some(element) = key_element(item, &key_fields) else {
                     return FieldSet::leaf();
                 };
-                let mut child = set_of_value("", item, false);
+                let mut child = set_of_value("", item, false, custom);
                 child.itself = true;
                 set.children.insert(element, child);
             }
@@ -284,14 +286,14 @@ fn set_of_list(name: &str, items: &[Value]) -> FieldSet {
 }
 
 /// The fields of `new` that are absent from or different in `old`.
-pub fn changed_fields(old: &Value, new: &Value) -> FieldSet {
-    let mut set = changed_value("", old, new);
+pub fn changed_fields(old: &Value, new: &Value, custom: bool) -> FieldSet {
+    let mut set = changed_value("", old, new, custom);
     strip(&mut set);
     set.itself = false;
     set
 }
 
-fn changed_value(name: &str, old: &Value, new: &Value) -> FieldSet {
+fn changed_value(name: &str, old: &Value, new: &Value, custom: bool) -> FieldSet {
     if old == new {
         return FieldSet::default();
     }
@@ -300,8 +302,8 @@ fn changed_value(name: &str, old: &Value, new: &Value) -> FieldSet {
             let mut set = FieldSet::default();
             for (k, nv) in n {
                 let child = match o.get(k) {
-                    Some(ov) => changed_value(k, ov, nv),
-                    None => set_of_value(k, nv, false),
+                    Some(ov) => changed_value(k, ov, nv, custom),
+                    None => set_of_value(k, nv, false, custom),
                 };
                 if !child.is_empty() {
                     set.children.insert(format!("f:{k}"), child);
@@ -320,9 +322,9 @@ fn changed_value(name: &str, old: &Value, new: &Value) -> FieldSet {
                         .iter()
                         .find(|oi| key_element(oi, &key_fields).as_deref() == Some(&element));
                     let child = match previous {
-                        Some(prev) => changed_value("", prev, item),
+                        Some(prev) => changed_value("", prev, item, custom),
                         None => {
-                            let mut c = set_of_value("", item, false);
+                            let mut c = set_of_value("", item, false, custom);
                             c.itself = true;
                             c
                         }
@@ -344,7 +346,7 @@ fn changed_value(name: &str, old: &Value, new: &Value) -> FieldSet {
             }
             keys::ListKind::Atomic => FieldSet::leaf(),
         },
-        _ => set_of_value(name, new, false),
+        _ => set_of_value(name, new, false, custom),
     }
 }
 
@@ -487,6 +489,16 @@ pub fn record(
     entries.retain(|e| !e.fields.is_empty());
 }
 
+/// Whether `obj` is a custom resource, judged by its API group: built-in groups have no dot
+/// or end in `.k8s.io`.
+fn is_custom(obj: &Value) -> bool {
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    match api_version.rsplit_once('/') {
+        Some((group, _)) => group.contains('.') && !group.ends_with(".k8s.io"),
+        None => false,
+    }
+}
+
 /// See [`super::track_update`].
 pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) {
     let mut entries = match old {
@@ -506,7 +518,7 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, subreso
             meta.remove("managedFields");
         }
     }
-    let changed = changed_fields(&old_clean, &new_clean);
+    let changed = changed_fields(&old_clean, &new_clean, is_custom(new));
     let removed = set_of_object(&old_clean).difference(&set_of_object(&new_clean));
     let api_version = new
         .get("apiVersion")
@@ -587,6 +599,20 @@ mod tests {
         assert_eq!(
             manager_fields(&v2, "editor").unwrap(),
             json!({"f:metadata": {"f:labels": {"f:a": {}}}})
+        );
+    }
+
+    #[test]
+    fn custom_resources_mark_new_objects_and_lists_as_members() {
+        let mut obj = json!({"apiVersion": "coordination.kube-zen.io/v1alpha1", "kind": "LeaderPolicy",
+            "metadata": {"name": "p"}, "spec": {"leaseDurationSeconds": 15},
+            "status": {"conditions": [{"type": "Valid", "status": "True"}]}});
+        track_update(None, &mut obj, "m", "");
+        assert_eq!(
+            obj["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:spec": {".": {}, "f:leaseDurationSeconds": {}},
+                   "f:status": {".": {}, "f:conditions": {".": {},
+                       "k:{\"type\":\"Valid\"}": {".": {}, "f:status": {}, "f:type": {}}}}})
         );
     }
 

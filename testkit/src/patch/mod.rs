@@ -90,8 +90,90 @@ pub fn server_side_apply(
     apply::server_side_apply(target, current, body, manager, force)
 }
 
+/// [`server_side_apply`] through a subresource (`status`): the `Apply` entry in
+/// `managedFields` carries `subresource`, and conflicts are judged against it.
+pub fn server_side_apply_subresource(
+    target: &Target<'_>,
+    current: &Value,
+    body: &[u8],
+    manager: &str,
+    force: bool,
+    subresource: &str,
+) -> Result<Value, ApiError> {
+    apply::server_side_apply_to(target, Some(current), body, manager, force, subresource)
+}
+
 /// Records an `Update` (non-apply) write by `manager` in `metadata.managedFields` of `new`,
 /// taking ownership of the fields that changed from `old`. Call after create/update/patch.
 pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) {
     managed_fields::track_update(old, new, manager, subresource)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_types_and_dispatch() {
+        let target = Target {
+            group: "",
+            kind: "ConfigMap",
+            resource: "configmaps",
+            name: "c",
+            is_custom: false,
+        };
+        let cur = json!({"metadata": {"name": "c", "finalizers": ["a"]}, "data": {"k": "v"}});
+        let cases = [
+            (
+                "application/json-patch+json",
+                r#"[{"op":"remove","path":"/data/k"}]"#,
+                json!({}),
+            ),
+            (
+                "application/merge-patch+json; charset=utf-8",
+                r#"{"data":{"x":"y"}}"#,
+                json!({"k": "v", "x": "y"}),
+            ),
+            (
+                "application/strategic-merge-patch+json",
+                r#"{"data":{"k":null}}"#,
+                json!({}),
+            ),
+        ];
+        for (ct, body, data) in cases {
+            let ty = PatchType::from_content_type(ct).unwrap();
+            let out = patch(ty, &target, &cur, body.as_bytes()).unwrap();
+            assert_eq!(out["data"], data, "{ct}");
+        }
+        assert_eq!(
+            PatchType::from_content_type("application/apply-patch+yaml"),
+            Some(PatchType::Apply)
+        );
+        assert_eq!(PatchType::from_content_type("application/json"), None);
+        assert_eq!(
+            patch(PatchType::Apply, &target, &cur, b"{}")
+                .unwrap_err()
+                .code,
+            500
+        );
+        // Strategic merge keeps finalizers as a merged set; merge patch replaces the list.
+        let smp = patch(
+            PatchType::StrategicMerge,
+            &target,
+            &cur,
+            br#"{"metadata":{"finalizers":["b"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(smp["metadata"]["finalizers"], json!(["a", "b"]));
+        let mp = patch(
+            PatchType::Merge,
+            &target,
+            &cur,
+            br#"{"metadata":{"finalizers":["b"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(mp["metadata"]["finalizers"], json!(["b"]));
+    }
 }

@@ -162,8 +162,10 @@ fn merge_list(field: &str, orig: Vec<Value>, items: &[Value]) -> Result<Vec<Valu
                 )));
             };
             let Some(key_value) = p.get(key) else {
-                return Err(directive_error(format!(
-                    "map: {item} does not contain declared merge key: {key}"
+                // kube-apiserver passes this error through uninterpreted: a 500.
+                return Err(ApiError::internal(format!(
+                    "map: {} does not contain declared merge key: {key}",
+                    go_map(p)
                 )));
             };
             let pos = out.iter().position(|o| o.get(key) == Some(key_value));
@@ -195,6 +197,18 @@ fn merge_list(field: &str, orig: Vec<Value>, items: &[Value]) -> Result<Vec<Valu
         return Ok(out);
     }
     Ok(items.to_vec())
+}
+
+/// Go's `%v` of a `map[string]interface{}`: `map[image:x name:y]`, keys sorted.
+fn go_map(m: &Map<String, Value>) -> String {
+    let parts: Vec<String> = m
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}:{s}"),
+            other => format!("{k}:{other}"),
+        })
+        .collect();
+    format!("map[{}]", parts.join(" "))
 }
 
 /// Orders `items` as `order` lists them (by merge key or value); others keep their place after.
@@ -369,9 +383,11 @@ mod tests {
         let bad = |body: &str| apply(&pod_target(), &pod(), body.as_bytes()).unwrap_err();
         assert_eq!(bad("{").code, 400);
         assert_eq!(bad("[]").code, 400);
+        let no_key = bad(r#"{"spec": {"containers": [{"image": "no-name"}]}}"#);
+        assert_eq!(no_key.code, 500);
         assert_eq!(
-            bad(r#"{"spec": {"containers": [{"image": "no-name"}]}}"#).code,
-            400
+            no_key.message,
+            "Internal error occurred: map: map[image:no-name] does not contain declared merge key: name"
         );
         assert_eq!(bad(r#"{"metadata": {"$patch": "frob"}}"#).code, 400);
         let custom = Target {

@@ -273,10 +273,32 @@ fn evaluate(
                 rule.rule
             ),
         )),
+        // Evaluation errors are reported at the rule's node, naming the rule by its message.
         Err(e) => causes.push(Cause::invalid(
-            field,
-            format!("Invalid value: {shown}: {e} evaluating rule: {}", rule.rule),
+            path,
+            format!(
+                "Invalid value: {shown}: {} evaluating rule: {}",
+                go_error_text(&e.to_string()),
+                rule_error_string(rule)
+            ),
         )),
+    }
+}
+
+/// cel-go's error texts start in lower case (`no such key: x`).
+fn go_error_text(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// apiextensions' `ruleErrorString`: the message if any, else the rule.
+fn rule_error_string(rule: &Rule) -> String {
+    match &rule.message {
+        Some(m) if !m.trim().is_empty() => m.trim().to_string(),
+        _ => rule.rule.trim().to_string(),
     }
 }
 
@@ -288,8 +310,8 @@ fn rule_message(rule: &Rule, ctx: &Context<'_, '_>) -> String {
         return s.to_string();
     }
     match &rule.message {
-        Some(m) => m.clone(),
-        None => format!("failed rule: {}", rule.rule),
+        Some(m) if !m.trim().is_empty() => m.trim().to_string(),
+        _ => format!("failed rule: {}", rule.rule.trim()),
     }
 }
 

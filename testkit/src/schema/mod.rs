@@ -61,9 +61,18 @@ impl Schema {
     pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         let mut causes = Vec::new();
         validate::validate(&self.raw, obj, &mut causes);
-        // CEL rules run only on values that passed the structural checks, as on the real
-        // server, where a type error would make the rule meaningless.
-        if causes.is_empty() {
+        validate::list_invariants(&self.raw, obj, &mut causes);
+        // As apiextensions' hasBlockingErr: a type or enum error blocks the CEL rules, which
+        // is itself reported.
+        let blocked = causes
+            .iter()
+            .any(|c| c.reason == "FieldValueTypeInvalid" || c.reason == "FieldValueNotSupported");
+        if blocked {
+            causes.push(Cause::invalid(
+                "<nil>",
+                "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+        } else {
             cel::validate_all(&self.raw, &self.rules, obj, old, &mut causes);
         }
         causes
