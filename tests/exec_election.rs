@@ -565,3 +565,58 @@ fn sigstop_of_the_leader_past_the_lease_then_sigcont_stops_its_child() {
     let (accepted, _) = fence(&pool.heartbeats());
     check_single_active(&accepted);
 }
+
+#[test]
+fn namespace_comes_from_the_flag_then_pod_namespace_then_the_kubeconfig() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Namespace;
+    let pool = Pool::new("ns");
+    let _rt = pool.api.rt.enter();
+    let client = pool.api.server.client().expect("client");
+    pool.api.rt.block_on(async {
+        let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "team-a"}}))
+                .expect("ns");
+        api.create(&Default::default(), &ns)
+            .await
+            .expect("create ns");
+    });
+    let out = pool.scratch.path("ns");
+    let run = |pool_name: &str, args: &[&str], pod_ns: Option<&str>| {
+        let mut launch = pool
+            .api
+            .launch(&pool.scratch, pool_name)
+            .args(["--pool", pool_name, "--identity", "r0"])
+            .args(FAST)
+            .args(args.iter().copied());
+        if let Some(ns) = pod_ns {
+            launch = launch.env("POD_NAMESPACE", ns);
+        }
+        let script = format!("echo $ZEN_LEAD_NAMESPACE > {}", out.display());
+        let mut w = launch.args(["--", "sh", "-c", script.as_str()]).spawn();
+        assert_eq!(w.exit_code(), 0, "{}", w.stderr());
+        std::fs::read_to_string(&out)
+            .expect("out")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(run("from-kubeconfig", &[], None), "default");
+    assert_eq!(run("from-pod", &[], Some("team-a")), "team-a");
+    assert_eq!(
+        run("from-flag", &["--namespace", "default"], Some("team-a")),
+        "default"
+    );
+    let exists = |ns: &str, name: &str| {
+        let api: kube::Api<Lease> = kube::Api::namespaced(client.clone(), ns);
+        pool.api
+            .rt
+            .block_on(api.get_opt(name))
+            .expect("get")
+            .is_some()
+    };
+    assert!(exists("default", "from-kubeconfig"));
+    assert!(exists("team-a", "from-pod"));
+    assert!(!exists("default", "from-pod"));
+    assert!(exists("default", "from-flag"));
+}

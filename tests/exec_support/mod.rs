@@ -153,7 +153,16 @@ impl Launch {
         cmd.args(&self.args)
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("RUST_LOG")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("POD_NAMESPACE")
+            .env_remove("POD_NAME")
+            .env_remove("POD_UID");
+        // Hermetic: no setting leaks in from the environment the tests run in.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ZEN_LEAD_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
