@@ -620,3 +620,73 @@ fn namespace_comes_from_the_flag_then_pod_namespace_then_the_kubeconfig() {
     assert!(!exists("default", "from-pod"));
     assert!(exists("default", "from-flag"));
 }
+
+#[test]
+fn unset_timings_come_from_the_leader_policy() {
+    let pool = Pool::new("policy");
+    let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/crd/bases/");
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(pool.api.kubeconfig())
+        .args(["apply", "-f"])
+        .arg(&crd)
+        .output()
+        .expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl apply the CRD: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 12s lease, 10s renew deadline: with the default 3s kill grace the child could outlive
+    // the lease, so the wrapper must refuse, naming the numbers it read from the policy.
+    let policy = "apiVersion: coordination.kube-zen.io/v1alpha1\nkind: LeaderPolicy\nmetadata:\n  name: policy\n  namespace: default\nspec:\n  leaseDurationSeconds: 12\n  renewDeadlineSeconds: 10\n  retryPeriodSeconds: 2\n";
+    // The CRD is served once established: retry the apply until it is.
+    eventually("the LeaderPolicy to be accepted", || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(pool.api.kubeconfig())
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(policy.as_bytes())?;
+                c.wait()
+            })
+            .is_ok_and(|s| s.success())
+    });
+    let launch = |extra: &[&str]| {
+        pool.api
+            .launch(&pool.scratch, "r0")
+            .args(["--pool", "policy", "--identity", "r0"])
+            .args(extra.iter().copied())
+            .args(["--", "true"])
+            .spawn()
+    };
+    let mut refused = launch(&[]);
+    assert_eq!(refused.exit_code(), 78, "{}", refused.stderr());
+    let stderr = refused.stderr();
+    assert!(
+        stderr.contains(
+            "--renew-deadline (10s) plus --kill-grace (3s) must be less than --lease-duration (12s)"
+        ),
+        "{stderr}"
+    );
+    // A shorter kill grace fits the policy; a flag overrides one policy value.
+    let mut fits = launch(&["--kill-grace", "1s"]);
+    assert_eq!(fits.exit_code(), 0, "{}", fits.stderr());
+    let mut overridden = launch(&["--renew-deadline", "5s"]);
+    assert_eq!(overridden.exit_code(), 0, "{}", overridden.stderr());
+    assert_eq!(
+        pool.api
+            .lease("policy")
+            .and_then(|r| r.lease_duration_seconds),
+        Some(12),
+        "the lease carries the policy's duration"
+    );
+}
