@@ -866,6 +866,8 @@ pub async fn handle(app: &Arc<App>, call: Call<'_>, user: &crate::rbac::UserInfo
                     Some(ty) => crate::table::to_table(&ty, &call.info.version, &value, call.query),
                     None => value,
                 }
+            } else if crate::table::wants_partial(call.accept) && value.get("metadata").is_some() {
+                crate::table::to_partial(&value)
             } else {
                 value
             };

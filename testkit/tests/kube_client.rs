@@ -1239,3 +1239,43 @@ async fn crd_versions_share_storage_and_namespaces_delete_their_contents() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn metadata_only_api_and_metadata_watcher() {
+    let server = TestServer::start().await.expect("server");
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
+    cms.create(&PostParams::default(), &cm("meta", json!({"x": "y"})))
+        .await
+        .expect("create");
+    let one = cms.get_metadata("meta").await.expect("get_metadata");
+    assert_eq!(
+        one.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("x"))
+            .map(String::as_str),
+        Some("y")
+    );
+    let list = cms
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("list_metadata");
+    assert_eq!(list.items.len(), 1);
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(server.client().expect("client"));
+    let mut stream = watcher(meta_api, watcher::Config::default()).boxed();
+    let mut names = Vec::new();
+    while !names.contains(&"meta".to_string()) {
+        match tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("event")
+            .expect("open")
+            .expect("ok")
+        {
+            watcher::Event::InitApply(m) | watcher::Event::Apply(m) => {
+                names.push(m.metadata.name.expect("name"))
+            }
+            _ => {}
+        }
+    }
+}
