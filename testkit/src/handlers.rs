@@ -64,7 +64,8 @@ pub fn resolve(app: &App, info: &RequestInfo) -> Result<Arc<ResourceType>, ApiEr
 }
 
 /// Sets `apiVersion` to the version the client asked for (all versions share storage).
-pub fn present(mut obj: Value, ty: &ResourceType, version: &str) -> Value {
+pub fn present(obj: Value, ty: &ResourceType, version: &str) -> Value {
+    let mut obj = crate::convert::to_view(ty, obj);
     if let Some(o) = obj.as_object_mut() {
         o.insert("apiVersion".into(), json!(ty.api_version(version)));
         o.insert("kind".into(), json!(ty.kind));
@@ -496,7 +497,7 @@ fn update(
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
     let info = call.info;
-    let mut obj = decode_body(call)?;
+    let mut obj = crate::convert::from_view(ty, decode_body(call)?);
     check_identity(ty, &info.version, &info.namespace, &mut obj)?;
     if meta_str(&obj, "name").is_some_and(|n| n != info.name) {
         return Err(ApiError::bad_request(format!(
@@ -579,8 +580,10 @@ fn apply_patch(
         .unwrap_or_else(|| call.default_manager.clone());
     let existing = app.store.get(&ty.key(), &info.namespace, &info.name);
     if existing.is_none() && ty_patch == PatchType::Apply && info.subresource.is_empty() {
-        let mut applied =
-            patch::server_side_apply(&target, None, call.body, &manager_or_default, force)?;
+        let mut applied = crate::convert::from_view(
+            ty,
+            patch::server_side_apply(&target, None, call.body, &manager_or_default, force)?,
+        );
         check_identity(ty, &info.version, &info.namespace, &mut applied)?;
         meta_mut(&mut applied).insert("name".into(), json!(info.name));
         prepare_create(app, ty, &info.version, &mut applied)?;
@@ -606,11 +609,13 @@ fn apply_patch(
             let Some(current) = current else {
                 return Err(ApiError::not_found(&ty.group, &ty.plural, &info.name));
             };
+            // Patches are written against the client's view of the object.
+            let view = crate::convert::to_view(ty, current.clone());
             let new = if ty_patch == PatchType::Apply {
                 if info.subresource.is_empty() {
                     patch::server_side_apply(
                         &target,
-                        Some(current),
+                        Some(&view),
                         call.body,
                         &manager_or_default,
                         force,
@@ -618,7 +623,7 @@ fn apply_patch(
                 } else {
                     patch::server_side_apply_subresource(
                         &target,
-                        current,
+                        &view,
                         call.body,
                         &manager_or_default,
                         force,
@@ -626,8 +631,9 @@ fn apply_patch(
                     )?
                 }
             } else {
-                patch::patch(ty_patch, &target, current, call.body)?
+                patch::patch(ty_patch, &target, &view, call.body)?
             };
+            let new = crate::convert::from_view(ty, new);
             if meta_str(&new, "resourceVersion")
                 .is_some_and(|rv| Some(rv) != meta_str(current, "resourceVersion"))
             {
@@ -735,13 +741,15 @@ pub struct Selectors {
 
 impl Selectors {
     /// From the query.
-    pub fn parse(query: &HashMap<String, String>, kind: &str) -> Result<Self, ApiError> {
+    pub fn parse(query: &HashMap<String, String>, ty: &ResourceType) -> Result<Self, ApiError> {
+        let kind = ty.kind.as_str();
+        let fields = crate::convert::field_selector(
+            ty,
+            query.get("fieldSelector").map_or("", String::as_str),
+        );
         Ok(Self {
             labels: LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?,
-            fields: FieldSelector::parse(
-                query.get("fieldSelector").map_or("", String::as_str),
-                kind,
-            )?,
+            fields: FieldSelector::parse(&fields, kind)?,
         })
     }
 
@@ -753,7 +761,7 @@ impl Selectors {
 
 fn list(app: &App, ty: &ResourceType, call: &Call<'_>) -> Result<Value, ApiError> {
     let info = call.info;
-    let sel = Selectors::parse(call.query, &ty.kind)?;
+    let sel = Selectors::parse(call.query, ty)?;
     let (after, token_rv) = match call.query.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let (pos, rv) = decode_continue(token)?;
@@ -917,7 +925,7 @@ async fn handle_inner(
                     "the server does not allow this method on the requested resource",
                 ));
             }
-            let obj = decode_body(call)?;
+            let obj = crate::convert::from_view(&ty, decode_body(call)?);
             let created = create(app, &ty, call, obj, &mut warnings)?;
             after_write(app, &ty, &created);
             Ok((201, done(created), warnings))
@@ -961,7 +969,7 @@ async fn handle_inner(
         }
         "deletecollection" => {
             let opts = delete_options(call);
-            let sel = Selectors::parse(call.query, &ty.kind)?;
+            let sel = Selectors::parse(call.query, &ty)?;
             let ns = (!info.namespace.is_empty()).then_some(info.namespace.as_str());
             let (objs, _) = app.store.list(&ty.key(), ns, None);
             let mut items = Vec::new();

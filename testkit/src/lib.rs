@@ -27,6 +27,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod convert;
 pub mod crd;
 pub mod delete;
 pub mod discovery;

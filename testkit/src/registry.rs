@@ -40,6 +40,8 @@ pub struct ResourceType {
     pub raw_schemas: BTreeMap<String, Value>,
     /// `additionalPrinterColumns` per version (CRDs), for Table output.
     pub printer_columns: BTreeMap<String, Vec<Value>>,
+    /// Storage shared with another type (events.k8s.io Events live with core Events).
+    pub storage: Option<String>,
 }
 
 impl ResourceType {
@@ -60,6 +62,7 @@ impl ResourceType {
             schemas: BTreeMap::new(),
             raw_schemas: BTreeMap::new(),
             printer_columns: BTreeMap::new(),
+            storage: None,
         }
     }
 
@@ -78,8 +81,13 @@ impl ResourceType {
         self
     }
 
-    /// The storage key shared by every version: `group/plural`.
+    /// The storage key shared by every version: `group/plural` (or the shared storage).
     pub fn key(&self) -> String {
+        self.storage.clone().unwrap_or_else(|| self.type_key())
+    }
+
+    /// The registry key: `group/plural`.
+    pub fn type_key(&self) -> String {
         format!("{}/{}", self.group, self.plural)
     }
 
@@ -141,7 +149,12 @@ impl Registry {
             ResourceType::builtin("", "v1", "Node", "nodes", false)
                 .short(&["no"])
                 .status(),
-            ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true).short(&["ev"]),
+            {
+                let mut t = ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true)
+                    .short(&["ev"]);
+                t.storage = Some("/events".into());
+                t
+            },
             ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
             ResourceType::builtin(
                 "discovery.k8s.io",
@@ -225,7 +238,7 @@ impl Registry {
 
     /// Adds or replaces a type.
     pub fn insert(&mut self, t: ResourceType) {
-        self.types.insert(t.key(), Arc::new(t));
+        self.types.insert(t.type_key(), Arc::new(t));
     }
 
     /// Removes the type stored under `key` (a deleted CRD).

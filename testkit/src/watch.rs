@@ -106,7 +106,7 @@ fn start(
             "the server does not allow this method on the requested resource",
         ));
     }
-    let selectors = Selectors::parse(query, &ty.kind)?;
+    let selectors = Selectors::parse(query, &ty)?;
     let filter = Filter {
         name: (!info.name.is_empty())
             .then(|| info.name.clone())

@@ -1279,3 +1279,63 @@ async fn metadata_only_api_and_metadata_watcher() {
         }
     }
 }
+
+#[tokio::test]
+async fn events_k8s_io_events_are_core_events_too() {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let server = TestServer::start().await.expect("server");
+    let client = server.client().expect("client");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let owner = cms
+        .create(&PostParams::default(), &cm("evt", json!({})))
+        .await
+        .expect("create");
+    let reporter = Reporter {
+        controller: "zen-lead-test".into(),
+        instance: None,
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let reference = kube::Resource::object_ref(&owner, &());
+    for _ in 0..2 {
+        recorder
+            .publish(
+                &Event {
+                    type_: EventType::Warning,
+                    reason: "Tested".into(),
+                    note: Some("it happened".into()),
+                    action: "Test".into(),
+                    secondary: None,
+                },
+                &reference,
+            )
+            .await
+            .expect("publish");
+    }
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
+    let seen = core
+        .list(
+            &ListParams::default().fields("involvedObject.name=evt,involvedObject.kind=ConfigMap"),
+        )
+        .await
+        .expect("core list");
+    assert_eq!(
+        seen.items.len(),
+        1,
+        "a repeated event is one object with a series"
+    );
+    assert_eq!(seen.items[0].message.as_deref(), Some("it happened"));
+    assert_eq!(seen.items[0].reason.as_deref(), Some("Tested"));
+    let v1: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client);
+    let viewed = v1
+        .list(&ListParams::default().fields("regarding.name=evt"))
+        .await
+        .expect("v1 list");
+    assert_eq!(viewed.items.len(), 1);
+    assert_eq!(
+        viewed.items[0]
+            .regarding
+            .as_ref()
+            .and_then(|r| r.name.as_deref()),
+        Some("evt")
+    );
+}
