@@ -1339,3 +1339,25 @@ async fn events_k8s_io_events_are_core_events_too() {
         Some("evt")
     );
 }
+
+#[tokio::test]
+async fn unknown_patch_content_type_is_415() {
+    let server = TestServer::start().await.expect("server");
+    let client = server.client().expect("client");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(&PostParams::default(), &cm("p", json!({})))
+        .await
+        .expect("create");
+    let req = http::Request::builder()
+        .method("PATCH")
+        .uri("/api/v1/namespaces/default/configmaps/p")
+        .header("content-type", "text/plain")
+        .body(b"{}".to_vec())
+        .expect("request");
+    match client.request_text(req).await.expect_err("415") {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (415, "UnsupportedMediaType"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
