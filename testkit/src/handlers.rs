@@ -196,12 +196,7 @@ fn check_identity(
 }
 
 /// Fills system metadata on a new object and runs type-specific create preparation.
-fn prepare_create(
-    app: &App,
-    ty: &ResourceType,
-    version: &str,
-    obj: &mut Value,
-) -> Result<(), ApiError> {
+fn prepare_create(app: &App, ty: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
     let meta = meta_mut(obj);
     let name = match meta.get("name").and_then(Value::as_str) {
         Some(n) if !n.is_empty() => n.to_string(),
@@ -256,7 +251,6 @@ fn prepare_create(
         }
         _ => {}
     }
-    let _ = version;
     Ok(())
 }
 
@@ -307,7 +301,7 @@ fn create(
         return Err(ApiError::not_found("", "namespaces", &info.namespace));
     }
     check_identity(ty, &info.version, &info.namespace, &mut obj)?;
-    prepare_create(app, ty, &info.version, &mut obj)?;
+    prepare_create(app, ty, &mut obj)?;
     apply_schema(ty, &info.version, &mut obj, None, call.query, warnings)?;
     {
         let manager = call
@@ -586,7 +580,7 @@ fn apply_patch(
         );
         check_identity(ty, &info.version, &info.namespace, &mut applied)?;
         meta_mut(&mut applied).insert("name".into(), json!(info.name));
-        prepare_create(app, ty, &info.version, &mut applied)?;
+        prepare_create(app, ty, &mut applied)?;
         apply_schema(ty, &info.version, &mut applied, None, call.query, warnings)?;
         let dry_run = call.query.contains_key("dryRun");
         let created = app
