@@ -1,18 +1,31 @@
 //! The `kube::Client` zen-lead talks to the API server with.
 //!
-//! Built from the default config (kubeconfig, or in-cluster) with bounded connect/write timeouts,
-//! no built-in retries (the elector retries itself, within its deadline), and a user agent
+//! Built from the default config (kubeconfig, or in-cluster) with a bounded connect timeout, TCP
+//! keep-alive probes and a short pool idle timeout (so that a connection whose peer vanished is
+//! noticed and not reused: the class of failure behind kubernetes/kubernetes#125530), no built-in
+//! retries (the elector retries itself, within its deadline), and a user agent
 //! `zen-lead/<version> (<identity>)` that the testkit can count requests and inject faults by.
 
 use std::time::Duration;
 
 use http::HeaderValue;
 use http::header::USER_AGENT;
+use hyper_util::client::legacy::connect::HttpConnector;
+use kube::client::ConfigExt;
 
 /// Connect timeout: a dead API server endpoint is noticed well within the default deadline.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Write timeout for a request body.
+/// Write timeout for a request body (used when kube's own stack is used, behind a proxy).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle time before the first TCP keep-alive probe.
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// Interval between TCP keep-alive probes.
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Unanswered probes before the kernel declares the connection dead (15 s + 3 × 5 s = 30 s).
+pub const TCP_KEEPALIVE_RETRIES: u32 = 3;
+/// Pooled connections idle longer than this are closed rather than reused: shorter than the
+/// idle timeouts of common load balancers and NAT tables, which drop connections silently.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Building the client failed.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +65,36 @@ pub fn configure(mut config: kube::Config, identity: &str) -> kube::Config {
 
 /// Builds a client from a config, with zen-lead's settings.
 pub fn from_config(config: kube::Config, identity: &str) -> Result<kube::Client, ClientError> {
-    kube::Client::try_from(configure(config, identity)).map_err(ClientError::BuildClient)
+    let config = configure(config, identity);
+    if config.proxy_url.is_some() {
+        // kube's own stack knows the proxy protocols; it lacks only the keep-alive settings.
+        return kube::Client::try_from(config).map_err(ClientError::BuildClient);
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_keepalive(Some(TCP_KEEPALIVE_IDLE));
+    http.set_keepalive_interval(Some(TCP_KEEPALIVE_INTERVAL));
+    http.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
+    let https = config
+        .rustls_https_connector_with_connector(http)
+        .map_err(ClientError::BuildClient)?;
+    let hyper = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer().map_err(ClientError::BuildClient)?)
+        .layer(
+            config
+                .extra_headers_layer()
+                .map_err(ClientError::BuildClient)?,
+        )
+        .map_err(tower::BoxError::from)
+        .service(hyper);
+    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 /// Builds a client from the default config (`KUBECONFIG`/`~/.kube/config`, or in-cluster).

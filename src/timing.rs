@@ -86,6 +86,17 @@ pub enum TimingError {
     },
 }
 
+impl TimingError {
+    /// The same rule phrased with `LeaderPolicy` spec field names, for a status condition.
+    pub fn spec_message(&self) -> String {
+        self.to_string()
+            .replace("--lease-duration", "leaseDurationSeconds")
+            .replace("--renew-deadline", "renewDeadlineSeconds")
+            .replace("--retry-period", "retryPeriodSeconds")
+            .replace("--kill-grace", "killGrace")
+    }
+}
+
 /// Checks the timings of a pool without a kill grace (the controller, a `LeaderPolicy` spec).
 pub fn validate(
     lease_duration: Duration,
@@ -272,5 +283,10 @@ mod tests {
         );
         let err = validate(s(0), ms(500), ms(100)).unwrap_err();
         assert!(!err.to_string().contains('\n'));
+        let err = validate(s(15), s(15), s(2)).unwrap_err();
+        assert_eq!(
+            err.spec_message(),
+            "renewDeadlineSeconds (15s) must be less than leaseDurationSeconds (15s): lower the renew deadline or raise the lease duration"
+        );
     }
 }

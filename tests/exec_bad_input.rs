@@ -162,6 +162,42 @@ fn unreadable_kubeconfig_is_a_config_error() {
 }
 
 #[test]
+fn unreachable_api_server_is_69() {
+    let s = Scratch::new("bad");
+    // A loopback port that nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let kubeconfig = s.path("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: default\ncurrent-context: c\n"
+    );
+    std::fs::write(&kubeconfig, text).expect("write");
+    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+    let t = touch_marker(&s);
+    assert_bad(
+        &s,
+        &["--pool", "p", "--", "sh", "-c", &t],
+        &[("KUBECONFIG", kubeconfig.as_str())],
+        69,
+        "unreachable",
+    );
+}
+
+#[test]
+fn gate_refuses_to_skip() {
+    let s = Scratch::new("bad");
+    assert_bad(
+        &s,
+        &["gate", "--pool", "p", "--on-follower", "skip"],
+        &[],
+        64,
+        "gate cannot skip",
+    );
+}
+
+#[test]
 fn help_exits_zero() {
     let s = Scratch::new("bad");
     let out = run(&s, &["--help"], &[]);

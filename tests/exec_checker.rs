@@ -31,3 +31,13 @@ fn a_later_term_that_started_before_an_earlier_one_ended_fails() {
 fn one_term_under_two_identities_fails() {
     intervals("4,start,100,a\n4,beat,300,b\n");
 }
+
+#[test]
+fn the_fence_rejects_writes_of_an_older_term() {
+    use exec_support::fence;
+    // Term 3 resumes after a pause and writes once more after term 4 started.
+    let text = "3,start,100,a\n3,beat,150,a\n4,start,900,b\n3,beat,950,a\n4,beat,1000,b\n";
+    let (accepted, rejected) = fence(text);
+    assert_eq!(rejected, 1);
+    check_single_active(&accepted);
+}

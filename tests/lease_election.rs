@@ -195,3 +195,53 @@ async fn recreated_lease_keeps_the_term_from_leader_policy_status() {
     assert_eq!(a.leading().await.expect("a leads"), 42);
     assert_eq!(lease(&server, "recreated").await.term, 42);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elects_over_tls_with_a_bearer_token() {
+    init_tracing();
+    let server = zen_lead_testkit::TestServer::builder()
+        .tls(true)
+        .auth(true)
+        .start()
+        .await
+        .expect("start TLS server");
+    assert!(server.url().starts_with("https://"));
+    // The client stack zen-lead builds (TLS roots, token auth, keep-alive) against it.
+    let config = server.config("unused", None).expect("config");
+    let client = zen_lead::client::from_config(config, "pod-a").expect("client");
+    let mut a = zen_lead::lease::Elector::spawn(
+        client,
+        common::config("tls", "pod-a", timing(15, 10, 2000)),
+    );
+    let term = tokio::time::timeout(EVENTUALLY, a.leading())
+        .await
+        .expect("elector answers")
+        .expect("a leads");
+    assert_eq!(term, 1);
+    assert!(server.accounting().total(&agent("pod-a")) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthorized_client_gets_forbidden_without_retrying_forever() {
+    init_tracing();
+    let server = zen_lead_testkit::TestServer::builder()
+        .auth(true)
+        .start()
+        .await
+        .expect("start server");
+    let config = server
+        .config("unused", Some("not-a-token"))
+        .expect("config");
+    let client = zen_lead::client::from_config(config, "pod-a").expect("client");
+    let mut a = zen_lead::lease::Elector::spawn(
+        client,
+        common::config("denied", "pod-a", timing(15, 10, 2000)),
+    );
+    let result = tokio::time::timeout(EVENTUALLY, a.leading())
+        .await
+        .expect("elector answers");
+    assert!(
+        matches!(result, Err(LeaseError::Forbidden { .. })),
+        "{result:?}"
+    );
+}

@@ -240,3 +240,36 @@ async fn unreachable_api_server_is_reported() {
         "{result:?}"
     );
 }
+
+/// A holder whose process is paused past its deadline (here: its only runtime thread blocked,
+/// like SIGSTOP) steps down on waking, even though nobody took the lease and a renewal would
+/// still succeed (DESIGN §3.4).
+#[tokio::test(flavor = "current_thread")]
+async fn holder_waking_from_a_pause_past_its_deadline_steps_down() {
+    let server = server().await;
+    let t = timing(30, 3, 1000);
+    let mut a = spawn(&server, "paused", "pod-a", t);
+    let term = a.leading().await.expect("a leads");
+    let mut sa = a.state();
+    // Block the runtime: no task of this process runs, as under SIGSTOP.
+    std::thread::sleep(t.renew_deadline + std::time::Duration::from_secs(1));
+    let lost = wait_for(&mut sa, "a to step down after the pause", |s| {
+        matches!(s, LeaderState::Lost { .. })
+    })
+    .await;
+    assert_eq!(
+        lost,
+        LeaderState::Lost {
+            reason: LostReason::RenewDeadline
+        }
+    );
+    // Nobody else took it: the step-down came from the local deadline alone.
+    let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(server.client().expect("client"), "default");
+    let record =
+        zen_lead::lease::record::LeaseRecord::from_lease(&api.get("paused").await.expect("get"));
+    assert_eq!(
+        (record.holder.as_deref(), record.term),
+        (Some("pod-a"), term)
+    );
+}

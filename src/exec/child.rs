@@ -8,7 +8,7 @@ use std::process::Command;
 use nix::unistd::Pid;
 
 use super::exit_code;
-use super::pre_exec::{InheritedSignals, restore_signals};
+use super::pre_exec::{self, InheritedSignals};
 use super::reaper::Reaper;
 
 /// What the child learns about the lease it runs under.
@@ -73,7 +73,7 @@ pub fn spawn(
     let (program, args) = command.split_first().ok_or(ChildError::EmptyCommand)?;
     let mut cmd = Command::new(program);
     cmd.args(args).envs(env.vars()).process_group(0);
-    restore_signals(&mut cmd, inherited.clone());
+    pre_exec::prepare(&mut cmd, inherited.clone());
     reaper
         .spawn_main(|| cmd.spawn())
         .map_err(|error| ChildError::Spawn {

@@ -81,10 +81,10 @@ pub struct Options {
     #[arg(long, env = "ZEN_LEAD_STOP_SIGNAL", value_parser = parse_signal, default_value = "SIGTERM")]
     pub stop_signal: Signal,
     /// Forward signals to the child's whole process group instead of the child alone.
-    #[arg(long, env = "ZEN_LEAD_SIGNAL_GROUP")]
+    #[arg(long, env = "ZEN_LEAD_SIGNAL_GROUP", value_parser = clap::builder::BoolishValueParser::new())]
     pub signal_group: bool,
     /// After losing the lease, wait for it again instead of exiting.
-    #[arg(long, env = "ZEN_LEAD_REJOIN")]
+    #[arg(long, env = "ZEN_LEAD_REJOIN", value_parser = clap::builder::BoolishValueParser::new())]
     pub rejoin: bool,
     /// Log format (the level comes from RUST_LOG).
     #[arg(long, env = "ZEN_LEAD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -206,6 +206,11 @@ pub enum ConfigError {
         "invalid namespace {0:?}: use a DNS label (lowercase letters, digits and '-', at most 63 characters)"
     )]
     InvalidNamespace(String),
+    /// `gate --on-follower skip` would exit 0, and the pod's containers would run unled.
+    #[error(
+        "gate cannot skip: its exit 0 would let the pod's containers run without the lease; use --on-follower fail (or wait) with gate"
+    )]
+    GateSkip,
     /// A zero kill grace would SIGKILL without giving the child a chance.
     #[error("--kill-grace must be greater than zero")]
     KillGraceZero,
@@ -223,7 +228,8 @@ impl ConfigError {
             | Self::MissingCommand
             | Self::MissingPool
             | Self::InvalidPool(_)
-            | Self::InvalidNamespace(_) => exit_code::USAGE,
+            | Self::InvalidNamespace(_)
+            | Self::GateSkip => exit_code::USAGE,
             Self::KillGraceZero | Self::Timing(_) => exit_code::CONFIG,
         }
     }
@@ -303,6 +309,9 @@ impl Config {
             && !is_dns_label(ns)
         {
             return Err(ConfigError::InvalidNamespace(ns.clone()));
+        }
+        if mode == Mode::Gate && options.on_follower == OnFollower::Skip {
+            return Err(ConfigError::GateSkip);
         }
         if options.kill_grace.is_zero() {
             return Err(ConfigError::KillGraceZero);
@@ -407,9 +416,9 @@ mod tests {
 
     #[test]
     fn gate_mode_takes_options_after_the_subcommand() {
-        let c = run(&["gate", "--pool", "p", "--on-follower", "skip"]).unwrap();
+        let c = run(&["gate", "--pool", "p", "--on-follower", "fail"]).unwrap();
         assert_eq!(c.mode, Mode::Gate);
-        assert_eq!(c.on_follower, OnFollower::Skip);
+        assert_eq!(c.on_follower, OnFollower::Fail);
     }
 
     #[test]
@@ -450,6 +459,7 @@ mod tests {
             ),
             (&["--pool", "p", "--bogus", "--", "x"], 64),
             (&["--pool", "Bad_Pool", "--", "x"], 64),
+            (&["gate", "--pool", "p", "--on-follower", "skip"], 64),
             (
                 &[
                     "--pool",
@@ -492,6 +502,12 @@ mod tests {
                 .resolve(Timing::default(), Duration::from_secs(2))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn switches() {
+        let c = run(&["--pool", "p", "--rejoin", "--signal-group", "--", "x"]).unwrap();
+        assert!(c.rejoin && c.signal_group);
     }
 
     #[test]

@@ -1,12 +1,20 @@
-//! Logging to stderr: the level from `RUST_LOG` (default `info`), text or JSON.
+//! Logging to stderr: the level from `RUST_LOG`, text or JSON.
+//!
+//! Without `RUST_LOG`, the wrapper logs at `info` and the Lease library only at `error`: the
+//! library's warnings (a 403, an unmanaged lease, a lost lease) come back to the supervisor as
+//! errors or state, which reports each once, as the one line a person reads.
 
 use tracing_subscriber::EnvFilter;
 
 use super::config::LogFormat;
 
+/// The filter used when `RUST_LOG` is unset.
+pub const DEFAULT_FILTER: &str = "info,zen_lead::lease=error";
+
 /// Installs the global subscriber. A second call is a no-op.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -32,3 +32,18 @@ pub fn one_line(error: &dyn std::error::Error) -> String {
     }
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn one_line_joins_sources_and_flattens_newlines() {
+        let err = Outer(std::io::Error::other("inner\nbroke"));
+        assert_eq!(one_line(&err), "outer failed: inner broke");
+    }
+}

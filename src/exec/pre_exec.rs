@@ -42,11 +42,16 @@ fn parse_sig_ign(status: &str) -> Option<u64> {
 
 /// Makes `command` restore, in the child, the inherited dispositions (default for every signal
 /// the wrapper handles, ignored for those it inherited ignored) and the inherited signal mask.
-pub fn restore_signals(command: &mut Command, inherited: InheritedSignals) {
+///
+/// It also sets the child's parent-death signal to SIGKILL: if the wrapper itself is killed
+/// (SIGKILL cannot be forwarded), the child must not run on without anyone holding the lease.
+pub fn prepare(command: &mut Command, inherited: InheritedSignals) {
     let max = libc::SIGRTMAX();
+    let wrapper = nix::unistd::getpid();
     // SAFETY: the closure runs between fork and exec in the child, where only async-signal-safe
-    // calls are allowed: it calls only sigprocmask and signal(2), allocates nothing (everything
-    // it reads was computed before fork) and takes no lock. All signals are blocked first, so a
+    // calls are allowed: it calls only sigprocmask, signal(2), prctl(2) and getppid(2), all
+    // async-signal-safe system calls, allocates nothing (everything it reads was computed
+    // before fork) and takes no lock. All signals are blocked first, so a
     // signal that arrives before the dispositions are reset cannot run the wrapper's handler,
     // which would write to the wrapper's self-pipe. Errors of signal(2) are ignored on purpose:
     // SIGKILL/SIGSTOP and the libc-reserved real-time signals cannot be changed and need not be.
@@ -63,6 +68,11 @@ pub fn restore_signals(command: &mut Command, inherited: InheritedSignals) {
                     libc::SIG_DFL
                 };
                 libc::signal(n, action);
+            }
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // The wrapper may have died between fork and prctl: then nobody would send it.
+            if nix::unistd::getppid() != wrapper {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&inherited.mask), None)?;
             Ok(())

@@ -39,8 +39,12 @@ pub(crate) enum Command {
 /// What the observer task saw.
 #[derive(Debug)]
 enum Observed {
-    /// The Lease (or its absence) from a list: authoritative, replaces whatever we had.
-    Listed(Option<Lease>),
+    /// The Lease (or its absence) from a list, with the list's resource version: replaces
+    /// whatever we had unless what we had is newer (our own write may have overtaken the list).
+    Listed {
+        lease: Option<Lease>,
+        version: Option<String>,
+    },
     /// A watch event: applied only if newer than what we have.
     Changed(Lease),
     /// A watch `DELETED` event.
@@ -111,6 +115,17 @@ fn not_newer(new: Option<&str>, current: Option<&str>) -> bool {
     }
 }
 
+/// Whether resource version `new` is strictly older than `current` (both numeric).
+fn older(new: Option<&str>, current: Option<&str>) -> bool {
+    match (
+        new.and_then(|v| v.parse::<u64>().ok()),
+        current.and_then(|v| v.parse::<u64>().ok()),
+    ) {
+        (Some(new), Some(current)) => new < current,
+        _ => false,
+    }
+}
+
 /// Sleeps until `until` on BOOTTIME, in bounded steps.
 async fn sleep_until(until: BootInstant) {
     tokio::time::sleep(until.remaining().min(MAX_SLEEP)).await;
@@ -160,8 +175,12 @@ async fn observe(
             }
         };
         let mut version = list.metadata.resource_version.clone().unwrap_or_default();
+        let list_version = list.metadata.resource_version.clone();
         if tx
-            .send(Observed::Listed(list.items.into_iter().next()))
+            .send(Observed::Listed {
+                lease: list.items.into_iter().next(),
+                version: list_version,
+            })
             .await
             .is_err()
         {
@@ -191,6 +210,7 @@ async fn observe(
                     }
                 };
             let mut stream = std::pin::pin!(stream);
+            let started = tokio::time::Instant::now();
             loop {
                 let event = match tokio::time::timeout(WATCH_IDLE, stream.try_next()).await {
                     Err(_) => {
@@ -202,8 +222,17 @@ async fn observe(
                         failures += 1;
                         break 'watch;
                     }
-                    // The server ended the watch (timeoutSeconds): resume from `version`.
-                    Ok(Ok(None)) => continue 'watch,
+                    // The server ended the watch (timeoutSeconds): resume from `version`,
+                    // backing off if it ends watches as soon as they start.
+                    Ok(Ok(None)) => {
+                        if started.elapsed() < Duration::from_secs(1) {
+                            failures += 1;
+                            tokio::time::sleep(backoff(failures, config.timing.retry_period)).await;
+                        } else {
+                            failures = 0;
+                        }
+                        continue 'watch;
+                    }
                     Ok(Ok(Some(event))) => event,
                 };
                 let observed = match event {
@@ -224,9 +253,9 @@ async fn observe(
                     WatchEvent::Error(status) => {
                         // 410 Gone: our version was compacted away; list again at once.
                         debug!(code = status.code, message = %status.message, "lease watch error event");
-                        if status.code != 410 {
-                            failures += 1;
-                        }
+                        // Counted even for 410, so that a server answering only 410 is not
+                        // hammered; the first relist after one is still almost immediate.
+                        failures += 1;
                         break 'watch;
                     }
                 };
@@ -290,15 +319,21 @@ impl Driver {
         }
     }
 
+    fn current_version(&self) -> Option<&str> {
+        self.observed
+            .as_ref()
+            .and_then(|l| l.metadata.resource_version.as_deref())
+    }
+
     fn holder(&self) -> Holder {
         Holder::candidate(&self.config.candidate)
     }
 
-    /// Longest a single request may take: never past the holder's deadline, and for a follower
-    /// no longer than a renew deadline (an acquisition that took longer would land already
-    /// past its own deadline).
+    /// Longest a single request may take: never past the holder's deadline, and never more
+    /// than half the renew deadline, so that a request stuck on a dead connection leaves time
+    /// for a second attempt on a fresh one before the deadline.
     fn request_timeout(&self) -> Duration {
-        let cap = self.config.timing.renew_deadline;
+        let cap = self.config.timing.renew_deadline / 2;
         match self.leading {
             Some(leading) => leading.deadline(&self.config.timing).remaining().min(cap),
             None => cap,
@@ -352,14 +387,18 @@ impl Driver {
         last_error: &mut Option<kube::Error>,
     ) -> Result<(), LeaseError> {
         match observed {
-            Observed::Listed(lease) => self.apply(lease, true),
+            Observed::Listed { lease, version } => {
+                let listed = lease
+                    .as_ref()
+                    .and_then(|l| l.metadata.resource_version.clone())
+                    .or(version);
+                if !older(listed.as_deref(), self.current_version()) {
+                    self.apply(lease, true);
+                }
+            }
             Observed::Changed(lease) => self.apply(Some(lease), false),
             Observed::Deleted { resource_version } => {
-                let current = self
-                    .observed
-                    .as_ref()
-                    .and_then(|l| l.metadata.resource_version.as_deref());
-                if !not_newer(resource_version.as_deref(), current) {
+                if !not_newer(resource_version.as_deref(), self.current_version()) {
                     self.apply(None, true);
                 }
             }
@@ -478,7 +517,14 @@ impl Driver {
             Ok(Err(error)) => match classify(&self.config, error) {
                 (Failure::Stale, _) => {
                     debug!(?kind, "conditional write lost; observing again");
-                    self.refresh().await
+                    let used = body.metadata.resource_version.clone();
+                    self.refresh().await?;
+                    if used.is_some() && self.current_version() == used.as_deref() {
+                        // The server refused a write on the version it still shows: back off
+                        // rather than spin.
+                        self.fail();
+                    }
+                    Ok(())
                 }
                 (Failure::Retry, error) => {
                     debug!(?kind, ?error, "lease write failed; retrying");
@@ -636,6 +682,10 @@ impl Driver {
         // Stop the observer whichever way we leave.
         let _observer = AbortOnDrop(observer);
         let result = self.campaign(&mut rx, &mut commands).await;
+        if let Err(error @ LeaseError::Forbidden { .. }) = &result {
+            // Someone must fix RBAC or credentials: worth a warning (STYLE: warn is actionable).
+            warn!(%error, "elector stopped: grant the zen-lead-workload role to this identity");
+        }
         if result.is_err() {
             // A holder that cannot go on must stop its work now rather than at the deadline.
             self.lost(LostReason::RenewDeadline);
@@ -653,7 +703,7 @@ impl Driver {
             tokio::select! {
                 observed = rx.recv() => {
                     let Some(observed) = observed else { return Err(self.stopped()) };
-                    let listed = matches!(observed, Observed::Listed(_));
+                    let listed = matches!(observed, Observed::Listed { .. });
                     self.handle(observed, &mut last_error)?;
                     if listed {
                         return Ok(());
@@ -856,5 +906,8 @@ mod tests {
         assert!(!not_newer(Some("11"), Some("10")));
         assert!(!not_newer(Some("abc"), Some("10")));
         assert!(!not_newer(Some("1"), None));
+        assert!(older(Some("9"), Some("10")));
+        assert!(!older(Some("10"), Some("10")));
+        assert!(!older(None, Some("10")));
     }
 }

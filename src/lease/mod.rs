@@ -164,7 +164,8 @@ pub struct Elector {
 
 impl Elector {
     /// Starts campaigning: observes the pool's Lease (watch, no polling), acquires it when
-    /// allowed, renews while leading, and publishes the state.
+    /// allowed, renews while leading, and publishes the state. Must be called within a Tokio
+    /// runtime; dropping the handle stops the task without releasing.
     pub fn spawn(client: kube::Client, config: ElectionConfig) -> Self {
         let (state_tx, state) = watch::channel(LeaderState::Starting);
         let (commands, commands_rx) = mpsc::channel(1);

@@ -30,6 +30,7 @@ pub mod bench;
 pub mod convert;
 pub mod crd;
 pub mod delete;
+pub mod demo;
 pub mod discovery;
 pub mod errors;
 pub mod faults;

@@ -38,6 +38,12 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         retained_events: usize,
     },
+    /// The local demo: this server, three zen-lead-exec replicas, a handover and a failover.
+    Demo {
+        /// The zen-lead-exec binary (default: next to this executable).
+        #[arg(long)]
+        exec: Option<PathBuf>,
+    },
     /// Measure list/watch throughput and watch latency (loopback only).
     Bench {
         /// Objects to create.
@@ -102,6 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             drop(server);
             Ok(())
         }
+        Command::Demo { exec } => zen_lead_testkit::demo::run(exec).await,
         Command::Bench {
             objects,
             watchers,

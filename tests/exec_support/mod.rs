@@ -153,7 +153,16 @@ impl Launch {
         cmd.args(&self.args)
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("RUST_LOG")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("POD_NAMESPACE")
+            .env_remove("POD_NAME")
+            .env_remove("POD_UID");
+        // Hermetic: no setting leaks in from the environment the tests run in.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ZEN_LEAD_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -195,12 +204,26 @@ pub fn children_of(parent: Pid) -> Vec<Pid> {
         .collect()
 }
 
+/// Every descendant of `root` on the host (not `root` itself).
+pub fn descendants(root: Pid) -> Vec<Pid> {
+    let procs = processes();
+    let mut found = vec![root.as_raw()];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(procs.iter().filter(|p| p.ppid == parent).map(|p| p.pid));
+        i += 1;
+    }
+    found.into_iter().skip(1).map(Pid::from_raw).collect()
+}
+
 /// One line of /proc/PID/stat.
 #[derive(Debug, Clone)]
 pub struct Proc {
     pub pid: i32,
     pub ppid: i32,
     pub state: char,
+    pub pgrp: i32,
 }
 
 /// Every process on the host.
@@ -217,7 +240,13 @@ pub fn processes() -> Vec<Proc> {
             let mut fields = rest.split_whitespace();
             let state = fields.next()?.chars().next()?;
             let ppid = fields.next()?.parse().ok()?;
-            Some(Proc { pid, ppid, state })
+            let pgrp = fields.next()?.parse().ok()?;
+            Some(Proc {
+                pid,
+                ppid,
+                state,
+                pgrp,
+            })
         })
         .collect()
 }
@@ -263,10 +292,15 @@ impl Wrapper {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    /// SIGKILLs the whole process group (and with it, for PID 1, the whole namespace).
+    /// SIGKILLs the whole process group (and with it, for PID 1, the whole namespace) and every
+    /// descendant (the wrapper's child leads a process group of its own).
     pub fn kill_all(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let outer = Pid::from_raw(child.id() as i32);
+            for pid in descendants(outer) {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            let _ = killpg(outer, Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -376,14 +410,22 @@ impl std::fmt::Debug for ApiServer {
 impl ApiServer {
     /// Starts a plain-HTTP server on a free loopback port.
     pub fn start() -> Self {
+        Self::start_with(zen_lead_testkit::TestServer::builder())
+    }
+
+    /// Starts an HTTPS server that requires bearer tokens and evaluates RBAC (kubectl sends
+    /// tokens only over TLS).
+    pub fn start_with_auth() -> Self {
+        Self::start_with(zen_lead_testkit::TestServer::builder().auth(true).tls(true))
+    }
+
+    fn start_with(builder: zen_lead_testkit::Builder) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
-        let server = rt
-            .block_on(zen_lead_testkit::TestServer::start())
-            .expect("start testkit server");
+        let server = rt.block_on(builder.start()).expect("start testkit server");
         Self { server, rt }
     }
 
@@ -430,4 +472,27 @@ impl Launch {
         let program = program.as_os_str().to_owned();
         self.args([OsString::from("--"), program])
     }
+}
+
+/// What a fencing-aware sink would accept: in file (arrival) order, a line is accepted only if
+/// its term is not below the highest term already seen. Returns (accepted text, rejected count).
+pub fn fence(text: &str) -> (String, usize) {
+    let mut highest = 0u64;
+    let mut accepted = String::new();
+    let mut rejected = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let term: u64 = line
+            .split(',')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("bad heartbeat line {line:?}"));
+        if term < highest {
+            rejected += 1;
+            continue;
+        }
+        highest = term;
+        accepted.push_str(line);
+        accepted.push('\n');
+    }
+    (accepted, rejected)
 }
