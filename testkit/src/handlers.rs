@@ -56,6 +56,7 @@ pub fn resolve(app: &App, info: &RequestInfo) -> Result<Arc<ResourceType>, ApiEr
     }
     let known_sub = info.subresource.is_empty()
         || (info.subresource == "status" && ty.status_subresource)
+        || (info.subresource == "scale" && ty.scale.is_some())
         || (ty.plural == "namespaces" && info.subresource == "finalize");
     if !known_sub {
         return Err(ApiError::path_not_found());
@@ -901,6 +902,13 @@ async fn handle_inner(
         ));
     }
     let done = |v: Value| present(v, &ty, &info.version);
+    if info.subresource == "scale" {
+        return Ok((
+            200,
+            crate::scale::serve(app, &ty, call, call.query)?,
+            warnings,
+        ));
+    }
     match info.verb.as_str() {
         "get" => {
             let obj = app

@@ -43,6 +43,7 @@ pub mod protobuf;
 pub mod rbac;
 pub mod registry;
 pub mod router;
+pub mod scale;
 pub mod schema;
 pub mod selector;
 pub mod server;

@@ -42,6 +42,8 @@ pub struct ResourceType {
     pub printer_columns: BTreeMap<String, Vec<Value>>,
     /// Storage shared with another type (events.k8s.io Events live with core Events).
     pub storage: Option<String>,
+    /// The `scale` subresource, if served.
+    pub scale: Option<crate::scale::ScalePaths>,
 }
 
 impl ResourceType {
@@ -63,7 +65,13 @@ impl ResourceType {
             raw_schemas: BTreeMap::new(),
             printer_columns: BTreeMap::new(),
             storage: None,
+            scale: None,
         }
+    }
+
+    fn scalable(mut self) -> Self {
+        self.scale = Some(crate::scale::ScalePaths::workload());
+        self
     }
 
     fn short(mut self, names: &[&str]) -> Self {
@@ -165,14 +173,17 @@ impl Registry {
             ),
             ResourceType::builtin("apps", "v1", "Deployment", "deployments", true)
                 .short(&["deploy"])
+                .scalable()
                 .status()
                 .all(),
             ResourceType::builtin("apps", "v1", "ReplicaSet", "replicasets", true)
                 .short(&["rs"])
+                .scalable()
                 .status()
                 .all(),
             ResourceType::builtin("apps", "v1", "StatefulSet", "statefulsets", true)
                 .short(&["sts"])
+                .scalable()
                 .status()
                 .all(),
             ResourceType::builtin("apps", "v1", "DaemonSet", "daemonsets", true)
@@ -328,6 +339,15 @@ pub fn from_crd(crd: &Value) -> Result<ResourceType, String> {
         let name = s(v.get("name")).ok_or("spec.versions[].name is required")?;
         if v.pointer("/subresources/status").is_some() {
             t.status_subresource = true;
+        }
+        if let Some(sc) = v.pointer("/subresources/scale") {
+            let path = |k: &str| sc.get(k).and_then(Value::as_str).map(str::to_string);
+            t.scale = Some(crate::scale::ScalePaths {
+                spec_replicas: path("specReplicasPath").unwrap_or_else(|| ".spec.replicas".into()),
+                status_replicas: path("statusReplicasPath")
+                    .unwrap_or_else(|| ".status.replicas".into()),
+                label_selector: path("labelSelectorPath"),
+            });
         }
         if let Some(raw) = v.pointer("/schema/openAPIV3Schema") {
             let schema =
