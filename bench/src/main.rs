@@ -18,7 +18,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     handover_rounds: usize,
     /// Crash failover rounds per library.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     failover_rounds: usize,
     /// Candidate counts for the request-rate figure.
     #[arg(long, value_delimiter = ',', default_value = "1,3,10")]

@@ -88,8 +88,10 @@ async fn rounds_one(
     }
     for round in 0..rounds {
         let standby = spawn(round + 1).await?;
-        // Let the standby reach its steady state (first read, watch open, or poll done).
-        tokio::time::sleep(settings.settle).await;
+        // Let the standby reach its steady state (first read, watch open, or poll done), then
+        // leave at a different phase of the renew and poll cycles each round: a fixed delay
+        // would catch a polling standby at the same point of its cycle every time.
+        tokio::time::sleep(settings.settle + settings.lease_duration.mul_f64(phase(round))).await;
         if standby.is_leading() || !holder.is_leading() {
             return Err(format!(
                 "round {round}: the holder lost the lease before it was asked to leave"
@@ -113,6 +115,12 @@ async fn rounds_one(
     }
     holder.crash();
     Ok(())
+}
+
+/// A fraction in [0, 1) for round `round`, spread evenly over the rounds (golden-ratio
+/// sequence) and the same in every run.
+fn phase(round: usize) -> f64 {
+    ((round as f64 + 1.0) * 0.618_033_988_749_895).fract()
 }
 
 async fn wait(limit: Duration, f: impl Future<Output = bool>) -> bool {
