@@ -218,3 +218,30 @@ pub fn exec(r: &ExecOverhead) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|&m| Duration::from_millis(m)).collect()
+    }
+
+    #[test]
+    fn quantile_is_nearest_rank() {
+        let s = ms(&[40, 10, 30, 20]);
+        assert_eq!(quantile(&s, 0.5), Some(Duration::from_millis(20)));
+        assert_eq!(quantile(&s, 1.0), Some(Duration::from_millis(40)));
+        assert_eq!(quantile(&s, 0.0), Some(Duration::from_millis(10)));
+        assert_eq!(quantile(&ms(&[7]), 0.5), Some(Duration::from_millis(7)));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(secs(Duration::from_millis(3)), "3.0 ms");
+        assert_eq!(secs(Duration::from_millis(12_345)), "12.35 s");
+        assert_eq!(setting(Duration::from_millis(800)), "0.8 s");
+        assert_eq!(setting(Duration::from_secs(15)), "15 s");
+    }
+}

@@ -208,3 +208,17 @@ pub async fn requests(server: &TestServer, settings: &Settings) -> Vec<PoolReque
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_over_the_cycle() {
+        let mut p: Vec<f64> = (0..5).map(phase).collect();
+        assert!(p.iter().all(|x| (0.0..1.0).contains(x)));
+        p.sort_by(f64::total_cmp);
+        // Five rounds release at five well separated points of the cycle.
+        assert!(p.windows(2).all(|w| w[1] - w[0] > 0.1), "{p:?}");
+    }
+}
