@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use nix::time::{ClockId, clock_gettime};
 use zen_lead_testkit::TestServer;
 
@@ -14,6 +13,68 @@ use crate::contender::NAMESPACE;
 
 /// The argument that makes this binary print its start time and exit (the measured child).
 pub const STAMP_ARG: &str = "stamp";
+
+/// Measuring the wrapper failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// Reading CLOCK_MONOTONIC failed.
+    #[error("reading CLOCK_MONOTONIC")]
+    Clock(#[source] nix::Error),
+    /// Locating this binary (the measured child) failed.
+    #[error("locating the bench binary")]
+    CurrentExe(#[source] std::io::Error),
+    /// `cargo build` for zen-lead-exec could not run or failed.
+    #[error("building zen-lead-exec with cargo: {0}")]
+    Build(String),
+    /// The binary does not exist.
+    #[error("{0} does not exist")]
+    MissingBinary(PathBuf),
+    /// A command could not be started.
+    #[error("running {program}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command failed.
+    #[error("{program} failed ({status}): {stderr}")]
+    Failed {
+        /// The program.
+        program: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+        /// What it said.
+        stderr: String,
+    },
+    /// The child's stamp was not a number.
+    #[error("reading the child's stamp {0:?}")]
+    Stamp(String),
+    /// The wrapper's `/proc` status could not be read.
+    #[error("reading /proc/{pid}/status")]
+    ProcStatus {
+        /// The wrapper.
+        pid: u32,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A field was missing from `/proc/PID/status`.
+    #[error("no {field} in /proc/{pid}/status")]
+    ProcField {
+        /// The wrapper.
+        pid: u32,
+        /// The field.
+        field: &'static str,
+    },
+    /// The wrapper did not start its child.
+    #[error("the wrapper did not start its child within 30 s")]
+    NoChild,
+    /// The measuring task died.
+    #[error("the measuring task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
 
 /// What the wrapper costs.
 #[derive(Debug, Clone)]
@@ -39,16 +100,19 @@ pub struct ExecOverhead {
 }
 
 /// Nanoseconds on CLOCK_MONOTONIC, which every process on the machine shares.
-pub fn monotonic_nanos() -> anyhow::Result<u128> {
-    let t = clock_gettime(ClockId::CLOCK_MONOTONIC).context("clock_gettime")?;
+pub fn monotonic_nanos() -> Result<u128, MeasureError> {
+    let t = clock_gettime(ClockId::CLOCK_MONOTONIC).map_err(MeasureError::Clock)?;
     Ok(t.tv_sec() as u128 * 1_000_000_000 + t.tv_nsec() as u128)
 }
 
 /// Measures the wrapper against the server (pool `exec-bench`, left empty between runs).
-pub async fn measure(server: &TestServer, settings: &Settings) -> anyhow::Result<ExecOverhead> {
+pub async fn measure(
+    server: &TestServer,
+    settings: &Settings,
+) -> Result<ExecOverhead, MeasureError> {
     let bin = ensure_binary(settings.exec_bin.as_deref())?;
     let kubeconfig = server.kubeconfig_path().to_path_buf();
-    let me = std::env::current_exe().context("locating the bench binary")?;
+    let me = std::env::current_exe().map_err(MeasureError::CurrentExe)?;
     let runs = settings.exec_runs.max(1);
     tokio::task::spawn_blocking(move || {
         let wrapper = |cmd: &[&Path]| {
@@ -74,7 +138,7 @@ pub async fn measure(server: &TestServer, settings: &Settings) -> anyhow::Result
             rss_kb: 0,
             hwm_kb: 0,
             binary_bytes: std::fs::metadata(&bin)
-                .with_context(|| format!("reading {}", bin.display()))?
+                .map_err(|_| MeasureError::MissingBinary(bin.clone()))?
                 .len(),
             stripped: is_stripped(&bin),
             binary: bin.clone(),
@@ -94,58 +158,56 @@ pub async fn measure(server: &TestServer, settings: &Settings) -> anyhow::Result
         Ok(out)
     })
     .await
-    .context("the wrapper measurement task failed")?
+    .map_err(MeasureError::Task)?
+}
+
+fn program(cmd: &Command) -> String {
+    cmd.get_program().to_string_lossy().into_owned()
+}
+
+/// Runs `cmd` to the end; fails unless it exits 0.
+fn output(cmd: &mut Command) -> Result<std::process::Output, MeasureError> {
+    let out = cmd.output().map_err(|source| MeasureError::Spawn {
+        program: program(cmd),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(MeasureError::Failed {
+            program: program(cmd),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(out)
 }
 
 /// Spawn to the child's stamp: the child prints CLOCK_MONOTONIC first thing in `main`.
-fn run_stamp(mut cmd: Command) -> anyhow::Result<Duration> {
+fn run_stamp(mut cmd: Command) -> Result<Duration, MeasureError> {
     let start = monotonic_nanos()?;
-    let out = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .context("running the stamp child")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{:?} failed: {}; {}",
-        cmd.get_program(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let stamp: u128 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .context("reading the child's stamp")?;
+    let out = output(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stamp: u128 = text.parse().map_err(|_| MeasureError::Stamp(text))?;
     Ok(Duration::from_nanos(
         stamp.saturating_sub(start).try_into().unwrap_or(u64::MAX),
     ))
 }
 
-fn run_total(mut cmd: Command) -> anyhow::Result<Duration> {
+fn run_total(mut cmd: Command) -> Result<Duration, MeasureError> {
     let start = Instant::now();
-    let out = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("running {:?}", cmd.get_program()))?;
-    let took = start.elapsed();
-    anyhow::ensure!(
-        out.status.success(),
-        "{:?} failed: {}; {}",
-        cmd.get_program(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(took)
+    output(cmd.stdout(Stdio::null()).stderr(Stdio::piped()))?;
+    Ok(start.elapsed())
 }
 
 /// VmRSS and VmHWM of the wrapper once its child is running.
-fn wrapper_rss(mut cmd: Command) -> anyhow::Result<(u64, u64)> {
+fn wrapper_rss(mut cmd: Command) -> Result<(u64, u64), MeasureError> {
     let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .context("starting the wrapper")?;
+        .map_err(|source| MeasureError::Spawn {
+            program: program(&cmd),
+            source,
+        })?;
     let pid = child.id();
     let children = format!("/proc/{pid}/task/{pid}/children");
     let started = Instant::now();
@@ -157,9 +219,7 @@ fn wrapper_rss(mut cmd: Command) -> anyhow::Result<(u64, u64)> {
             break read_status(pid);
         }
         if started.elapsed() > Duration::from_secs(30) {
-            break Err(anyhow::anyhow!(
-                "the wrapper did not start its child within 30 s"
-            ));
+            break Err(MeasureError::NoChild);
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -170,16 +230,16 @@ fn wrapper_rss(mut cmd: Command) -> anyhow::Result<(u64, u64)> {
     result
 }
 
-fn read_status(pid: u32) -> anyhow::Result<(u64, u64)> {
+fn read_status(pid: u32) -> Result<(u64, u64), MeasureError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .context("reading the wrapper's /proc status")?;
-    let field = |name: &str| {
+        .map_err(|source| MeasureError::ProcStatus { pid, source })?;
+    let field = |field: &'static str| {
         status
             .lines()
-            .find_map(|l| l.strip_prefix(name))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/{pid}/status"))
+            .ok_or(MeasureError::ProcField { pid, field })
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
@@ -193,7 +253,7 @@ fn is_stripped(bin: &Path) -> bool {
 
 /// The binary given, or else `zen-lead-exec` built (or found up to date) with the root
 /// package's release profile, which is the one shipped.
-fn ensure_binary(bin: Option<&Path>) -> anyhow::Result<PathBuf> {
+fn ensure_binary(bin: Option<&Path>) -> Result<PathBuf, MeasureError> {
     let bin = match bin {
         Some(bin) => bin.to_path_buf(),
         None => {
@@ -205,11 +265,15 @@ fn ensure_binary(bin: Option<&Path>) -> anyhow::Result<PathBuf> {
                 .arg(root.join("Cargo.toml"))
                 .env_remove("CARGO_TARGET_DIR")
                 .status()
-                .context("running cargo build for zen-lead-exec")?;
-            anyhow::ensure!(status.success(), "building zen-lead-exec failed: {status}");
+                .map_err(|e| MeasureError::Build(e.to_string()))?;
+            if !status.success() {
+                return Err(MeasureError::Build(status.to_string()));
+            }
             root.join("target/release/zen-lead-exec")
         }
     };
-    anyhow::ensure!(bin.exists(), "{} does not exist", bin.display());
+    if !bin.exists() {
+        return Err(MeasureError::MissingBinary(bin));
+    }
     Ok(bin)
 }

@@ -50,9 +50,20 @@ pub struct Figures {
     pub exec: bool,
 }
 
+/// The benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The testkit API server did not start.
+    #[error("starting the testkit API server")]
+    Start(#[source] zen_lead_testkit::StartError),
+    /// The wrapper figure failed.
+    #[error("measuring the zen-lead-exec overhead")]
+    Exec(#[source] exec::MeasureError),
+}
+
 /// Runs the selected figures against one in-process API server and returns the Markdown report.
-pub async fn run(settings: &Settings) -> anyhow::Result<String> {
-    let server = TestServer::start().await?;
+pub async fn run(settings: &Settings) -> Result<String, RunError> {
+    let server = TestServer::start().await.map_err(RunError::Start)?;
     let mut out = report::header(settings);
     if settings.figures.handover {
         tracing::info!("figure 1: graceful handover");
@@ -71,7 +82,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<String> {
     }
     if settings.figures.exec {
         tracing::info!("figure 4: wrapper overhead");
-        let results = exec::measure(&server, settings).await?;
+        let results = exec::measure(&server, settings)
+            .await
+            .map_err(RunError::Exec)?;
         out.push_str(&report::exec(&results));
     }
     Ok(out)

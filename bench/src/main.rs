@@ -40,7 +40,17 @@ struct Args {
     only: Vec<String>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("zen-lead-bench: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     // The wrapper-overhead child: report the time first thing and leave.
     if std::env::args().nth(1).as_deref() == Some(exec::STAMP_ARG) {
         println!("{}", exec::monotonic_nanos()?);
