@@ -356,6 +356,11 @@ impl Driver {
             }
         }
         let record = lease.as_ref().map(LeaseRecord::from_lease);
+        if let Some(record) = &record {
+            // §3.3: without a controller's high-water mark, the highest term we saw is still a
+            // floor for a Lease that is deleted and recreated.
+            self.high_water = self.high_water.max(Some(record.term));
+        }
         let key = record.as_ref().map(LeaseRecord::key);
         if key != self.key || self.record.is_none() != record.is_none() {
             // §3.2: a changed record restarts the local expiry timer.
