@@ -204,6 +204,17 @@ impl Supervisor {
                 }
                 Mode::Run(command) => command.clone(),
             };
+            // `leading()` answers as soon as a Leading state was published; by now the deadline
+            // in it may have passed (a late response, a pause). Never start work on it.
+            let state = elector.state().borrow().clone();
+            let Some((term, deadline)) = term_to_start(&state, BootInstant::now()) else {
+                tracing::warn!(pool = %election.pool, ?state, "lease lost before the child started");
+                self.release(elector, &election).await;
+                if !self.config.rejoin {
+                    return Ok(exit_code::LEASE_LOST);
+                }
+                continue;
+            };
             let env = LeaseEnv {
                 pool: election.pool.clone(),
                 namespace: namespace.clone(),
@@ -218,7 +229,7 @@ impl Supervisor {
                 }
             };
             tracing::info!(pid = pid.as_raw(), term, "child started");
-            let outcome = self.lead(&elector, pid).await;
+            let outcome = self.lead(&elector, pid, deadline).await;
             // Whatever ended the term, no descendant of the child may outlive it.
             signals::kill_group(pid);
             match outcome? {
@@ -325,13 +336,20 @@ impl Supervisor {
         }
     }
 
-    /// Supervises the child while leading. Returns once the child is dead.
-    async fn lead(&mut self, elector: &Elector, pid: Pid) -> Result<Term, ExecError> {
+    /// Supervises the child, started under the lease that ends at `deadline` unless renewed.
+    /// Returns once the child is dead.
+    async fn lead(
+        &mut self,
+        elector: &Elector,
+        pid: Pid,
+        deadline: BootInstant,
+    ) -> Result<Term, ExecError> {
         let mut state = elector.state();
         let mut deadline = match *state.borrow_and_update() {
-            LeaderState::Leading { deadline, .. } => deadline,
-            // Already not leading: stop at once.
-            _ => BootInstant::now(),
+            LeaderState::Leading { deadline: next, .. } => next,
+            // Already not leading: stop at once, killing by the deadline the child started
+            // under plus the grace, never later.
+            _ => return self.stop_child(pid, deadline).await,
         };
         let group = self.config.signal_group;
         loop {
@@ -417,5 +435,41 @@ impl Supervisor {
                 tracing::warn!(pool = %election.pool, "release timed out; the lease will expire")
             }
         }
+    }
+}
+
+/// The term and deadline to start the child under, if `state` still leads at `now`.
+fn term_to_start(state: &LeaderState, now: BootInstant) -> Option<(u64, BootInstant)> {
+    match *state {
+        LeaderState::Leading { term, deadline } if now < deadline => Some((term, deadline)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> BootInstant {
+        BootInstant::from_since_boot(Duration::from_secs(1000 + secs))
+    }
+
+    #[test]
+    fn child_is_never_started_on_a_leading_state_past_its_deadline() {
+        let leading = LeaderState::Leading {
+            term: 3,
+            deadline: at(10),
+        };
+        assert_eq!(term_to_start(&leading, at(9)), Some((3, at(10))));
+        assert_eq!(term_to_start(&leading, at(10)), None);
+        assert_eq!(term_to_start(&leading, at(500)), None);
+        let lost = LeaderState::Lost {
+            reason: LostReason::RenewDeadline,
+        };
+        assert_eq!(term_to_start(&lost, at(0)), None);
+        let following = LeaderState::Following {
+            holder: Some("pod-b".into()),
+        };
+        assert_eq!(term_to_start(&following, at(0)), None);
     }
 }
