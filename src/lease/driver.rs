@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{Instrument, debug, warn};
+use tracing::{Instrument, debug};
 
 use super::decision::{Decision, Input, Leadership, decide};
 use super::record::{self, Holder, LeaseRecord, RecordKey};
@@ -548,7 +548,8 @@ impl Driver {
 
     fn lost(&mut self, reason: LostReason) {
         if self.leading.take().is_some() {
-            warn!(?reason, "lost the lease");
+            // Published as `Lost`: the consumer reports it.
+            debug!(?reason, "lost the lease");
             let _ = self.state.send(LeaderState::Lost { reason });
         }
     }
@@ -633,7 +634,7 @@ impl Driver {
             })
             .await?;
         if !written {
-            warn!("could not release the lease before the deadline; it expires on its own");
+            debug!("could not release the lease before the deadline; it expires on its own");
         }
         self.leading = None;
         let holder = self.record.as_ref().and_then(|r| r.holder.clone());
@@ -687,11 +688,9 @@ impl Driver {
         // Stop the observer whichever way we leave.
         let _observer = AbortOnDrop(observer);
         let result = self.campaign(&mut rx, &mut commands).await;
-        if let Err(error @ LeaseError::Forbidden { .. }) = &result {
-            // Someone must fix RBAC or credentials: worth a warning (STYLE: warn is actionable).
-            warn!(%error, "elector stopped: grant the zen-lead-workload role to this identity");
-        }
-        if result.is_err() {
+        if let Err(error) = &result {
+            // Returned to the caller, who reports it (STYLE: libraries log at debug).
+            debug!(%error, "elector stopped");
             // A holder that cannot go on must stop its work now rather than at the deadline.
             self.lost(LostReason::RenewDeadline);
         }
@@ -752,7 +751,7 @@ impl Driver {
                     self.lost(LostReason::Superseded {
                         holder: holder.unwrap_or_default(),
                     });
-                    warn!("the pool's lease exists but is not managed by zen-lead");
+                    debug!("the pool's lease exists but is not managed by zen-lead");
                     return Err(LeaseError::Unmanaged {
                         pool: self.config.pool.clone(),
                         namespace: self.config.namespace.clone(),
