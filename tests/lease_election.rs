@@ -298,3 +298,18 @@ async fn deleted_lease_is_recreated_above_the_last_term_seen() {
     );
     drop(a);
 }
+
+/// Guards DESIGN §3.3 across `--rejoin`: a new elector started with the term its process last
+/// led under creates a missing Lease above that term, even with no `LeaderPolicy` to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elector_started_above_a_term_never_goes_below_it() {
+    let server = server().await;
+    let t = timing(15, 10, 2000);
+    let mut a = zen_lead::lease::Elector::spawn_above(
+        client(&server, "pod-a"),
+        config("floor", "pod-a", t),
+        9,
+    );
+    assert_eq!(a.leading().await.expect("a leads"), 10);
+    assert_eq!(lease(&server, "floor").await.term, 10);
+}

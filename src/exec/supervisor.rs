@@ -176,8 +176,10 @@ impl Supervisor {
             min_hold: self.config.min_hold,
         };
         tracing::debug!(pool = %election.pool, %namespace, identity = %election.candidate.identity, ?timing, "campaigning");
+        // The term this process last led under: a rejoin never goes below it (DESIGN §3.3).
+        let mut led_term = 0;
         loop {
-            let mut elector = Elector::spawn(client.clone(), election.clone());
+            let mut elector = Elector::spawn_above(client.clone(), election.clone(), led_term);
             let term = match self.campaign(&mut elector, &client, &election).await {
                 Ok(Campaign::Leading(term)) => term,
                 Ok(Campaign::Skipped { holder }) => {
@@ -228,6 +230,7 @@ impl Supervisor {
                     return Err(error.into());
                 }
             };
+            led_term = led_term.max(term);
             tracing::info!(pid = pid.as_raw(), term, "child started");
             let outcome = self.lead(&elector, pid, deadline).await;
             // Whatever ended the term, no descendant of the child may outlive it.

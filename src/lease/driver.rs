@@ -836,6 +836,7 @@ pub(crate) fn spawn(
     config: ElectionConfig,
     state: watch::Sender<LeaderState>,
     commands: mpsc::Receiver<Command>,
+    term_floor: u64,
 ) -> tokio::task::JoinHandle<Result<(), LeaseError>> {
     let span = tracing::debug_span!(
         "elector",
@@ -843,7 +844,8 @@ pub(crate) fn spawn(
         namespace = %config.namespace,
         identity = %config.candidate.identity,
     );
-    let driver = Driver::new(client, config, state);
+    let mut driver = Driver::new(client, config, state);
+    driver.high_water = (term_floor > 0).then_some(term_floor);
     tokio::spawn(driver.run(commands).instrument(span))
 }
 
