@@ -130,6 +130,7 @@ pub fn run(config: Config) -> Result<u8, ExecError> {
         inherited,
         reaper,
         events,
+        terminating: None,
     };
     runtime.block_on(supervisor.run())
 }
@@ -139,6 +140,9 @@ struct Supervisor {
     inherited: InheritedSignals,
     reaper: Arc<Reaper>,
     events: mpsc::UnboundedReceiver<Event>,
+    /// A termination signal forwarded to the child: the wrapper was told to end, so a lost
+    /// lease must not lead to `--rejoin`.
+    terminating: Option<Signal>,
 }
 
 /// How a campaign ended.
@@ -244,7 +248,7 @@ impl Supervisor {
                 }
                 Term::Lost => {
                     self.release(elector, &election).await;
-                    if !self.config.rejoin {
+                    if !self.config.rejoin || self.terminating.is_some() {
                         return Ok(exit_code::LEASE_LOST);
                     }
                     tracing::info!(pool = %election.pool, "rejoining");
@@ -367,6 +371,7 @@ impl Supervisor {
                     Some(Event::Signal(signal)) => {
                         signals::forward(pid, signal, group);
                         if signals::is_termination(signal) {
+                            self.terminating = Some(signal);
                             tracing::info!(?signal, "forwarded; keeping the lease until the child exits");
                         }
                     }
@@ -417,7 +422,12 @@ impl Supervisor {
                         tracing::info!(code = exit_code::from_wait_status(status), "child stopped");
                         return Ok(Term::Lost);
                     }
-                    Some(Event::Signal(signal)) => signals::forward(pid, signal, group),
+                    Some(Event::Signal(signal)) => {
+                        signals::forward(pid, signal, group);
+                        if signals::is_termination(signal) {
+                            self.terminating = Some(signal);
+                        }
+                    }
                     None => return Err(ExecError::SignalThreadGone),
                 },
                 () = tokio::time::sleep(tick) => {}
