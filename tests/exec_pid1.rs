@@ -305,3 +305,32 @@ fn child_gets_the_lease_environment_and_default_signal_state() {
         );
     }
 }
+
+/// Guards single-active against daemons: a grandchild that left the child's process group
+/// (`setsid`) must not run on after the child exits and the lease is released.
+#[test]
+fn a_daemonized_grandchild_is_killed_before_the_lease_is_released() {
+    let api = ApiServer::start();
+    let scratch = Scratch::new("daemon");
+    let pid_file = scratch.path("daemon.pid");
+    let script = format!(
+        "setsid sh -c 'echo $$ > {f}.tmp; mv {f}.tmp {f}; while :; do sleep 0.1; done' & \
+         while [ ! -s {f} ]; do sleep 0.05; done; exit 0",
+        f = pid_file.display()
+    );
+    let code = run_sh(&api, &scratch, "daemon", &script, false);
+    let daemon: i32 = std::fs::read_to_string(&pid_file)
+        .expect("daemon pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    let alive = processes()
+        .iter()
+        .any(|p| p.pid == daemon && p.state != 'Z');
+    // Never leave it behind, whatever the outcome.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), Signal::SIGKILL);
+    assert_eq!(code, 0);
+    assert!(!alive, "the daemon (pid {daemon}) outlived the wrapper");
+    let record = api.lease("daemon").expect("lease");
+    assert_eq!(record.holder, None, "released after the daemon was gone");
+}

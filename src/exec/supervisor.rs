@@ -237,8 +237,12 @@ impl Supervisor {
             led_term = led_term.max(term);
             tracing::info!(pid = pid.as_raw(), term, "child started");
             let outcome = self.lead(&elector, pid, deadline).await;
-            // Whatever ended the term, no descendant of the child may outlive it.
+            // Whatever ended the term, no descendant of the child may outlive it, not even one
+            // that left its process group: all are gone before the lease is released.
             signals::kill_group(pid);
+            if super::reaper::kill_leftovers().await {
+                tracing::info!("killed processes the child left behind");
+            }
             match outcome? {
                 Term::ChildExited(status) => {
                     let code = exit_code::from_wait_status(status);
