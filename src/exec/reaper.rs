@@ -142,9 +142,20 @@ pub async fn kill_leftovers() -> bool {
     let until = std::time::Instant::now() + LEFTOVER_WAIT;
     let me = nix::unistd::getpid();
     let mut killed = false;
-    if me.as_raw() == 1 {
-        // The init of a PID namespace: kill(-1) reaches every other process in it. It succeeds
-        // while any is left, zombies included, until the reaper has reaped them.
+    // Pids in `/proc` are those of the namespace that mounted it; when that is not ours they
+    // cannot be signalled safely.
+    let proc_self = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse::<i32>().ok());
+    if proc_self != Some(me.as_raw()) {
+        if me.as_raw() != 1 {
+            tracing::debug!(
+                "/proc is not of this PID namespace; leftover descendants not searched"
+            );
+            return false;
+        }
+        // The init of a PID namespace without its own /proc: kill(-1) reaches every other
+        // process in it. It succeeds while any is left, zombies included, until reaped.
         while kill(Pid::from_raw(-1), Signal::SIGKILL).is_ok() && std::time::Instant::now() < until
         {
             killed = true;
@@ -152,15 +163,8 @@ pub async fn kill_leftovers() -> bool {
         }
         return killed;
     }
-    // Pids in `/proc` are those of the namespace that mounted it; when that is not ours they
-    // cannot be signalled safely.
-    let proc_self = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str()?.parse::<i32>().ok());
-    if proc_self != Some(me.as_raw()) {
-        tracing::debug!("/proc is not of this PID namespace; leftover descendants not searched");
-        return false;
-    }
+    // Descendants only: a process that entered the namespace from outside (`kubectl exec`) is
+    // not the child's and is left alone.
     loop {
         let left = live_descendants(&processes(), me.as_raw());
         if left.is_empty() || std::time::Instant::now() >= until {
