@@ -442,7 +442,10 @@ impl Supervisor {
     /// Releases (or, when not leading, just stops) the elector. Failures are logged: the work
     /// has stopped, and an unreleased lease only delays the successor until it expires.
     async fn release(&self, elector: Elector, election: &ElectionConfig) {
-        let limit = election.min_hold.unwrap_or_default() + RELEASE_TIMEOUT;
+        let limit = election
+            .min_hold
+            .unwrap_or_default()
+            .saturating_add(RELEASE_TIMEOUT);
         match tokio::time::timeout(limit, elector.release()).await {
             Ok(Ok(())) => tracing::debug!(pool = %election.pool, "released"),
             Ok(Err(error)) => {
