@@ -40,37 +40,32 @@ pub struct App {
     /// The base URL (set once listening), for discovery's serverAddress.
     pub url: OnceLock<String>,
     /// Tasks waiting to remove gracefully deleted pods.
-    pub tasks: tokio_util_tasks::Tasks,
+    pub tasks: Tasks,
 }
 
-/// A tiny owner of spawned background tasks, aborted on drop.
-pub mod tokio_util_tasks {
-    use std::sync::Mutex;
+/// Spawned background tasks (watch streams, grace-period timers), aborted on drop.
+#[derive(Debug, Default)]
+pub struct Tasks(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
 
-    /// Spawned tasks, aborted when the server goes away.
-    #[derive(Debug, Default)]
-    pub struct Tasks(Mutex<Vec<tokio::task::JoinHandle<()>>>);
-
-    impl Tasks {
-        /// Spawns `fut` and keeps its handle.
-        pub fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
-            let handle = tokio::spawn(fut);
-            let mut tasks = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            tasks.retain(|t| !t.is_finished());
-            tasks.push(handle);
-        }
+impl Tasks {
+    /// Spawns `fut` and keeps its handle.
+    pub fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(fut);
+        let mut tasks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
     }
+}
 
-    impl Drop for Tasks {
-        fn drop(&mut self) {
-            for t in self
-                .0
-                .get_mut()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain(..)
-            {
-                t.abort();
-            }
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in self
+            .0
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
         }
     }
 }

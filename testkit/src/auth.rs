@@ -104,3 +104,29 @@ pub fn anonymous_admin() -> UserInfo {
         groups: vec!["system:masters".into(), "system:authenticated".into()],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_file_users_and_service_accounts() {
+        let t = Tokens::default();
+        t.load_file("# comment\nt1,alice,devs;ops\nt2,system:serviceaccount:ns1:app\n")
+            .expect("loads");
+        let alice = t.lookup("t1").expect("alice");
+        assert_eq!(alice.username, "alice");
+        assert_eq!(alice.groups, ["devs", "ops", "system:authenticated"]);
+        let sa = t.lookup("t2").expect("sa");
+        assert_eq!(sa.username, "system:serviceaccount:ns1:app");
+        assert!(
+            sa.groups
+                .contains(&"system:serviceaccounts:ns1".to_string())
+        );
+        assert!(
+            t.lookup(ADMIN_TOKEN)
+                .is_some_and(|u| u.groups.contains(&"system:masters".to_string()))
+        );
+        assert!(t.load_file("just-a-token\n").is_err());
+    }
+}

@@ -56,6 +56,7 @@ pub fn resolve(app: &App, info: &RequestInfo) -> Result<Arc<ResourceType>, ApiEr
     }
     let known_sub = info.subresource.is_empty()
         || (info.subresource == "status" && ty.status_subresource)
+        || (info.subresource == "scale" && ty.scale.is_some())
         || (ty.plural == "namespaces" && info.subresource == "finalize");
     if !known_sub {
         return Err(ApiError::path_not_found());
@@ -64,7 +65,8 @@ pub fn resolve(app: &App, info: &RequestInfo) -> Result<Arc<ResourceType>, ApiEr
 }
 
 /// Sets `apiVersion` to the version the client asked for (all versions share storage).
-pub fn present(mut obj: Value, ty: &ResourceType, version: &str) -> Value {
+pub fn present(obj: Value, ty: &ResourceType, version: &str) -> Value {
+    let mut obj = crate::convert::to_view(ty, obj);
     if let Some(o) = obj.as_object_mut() {
         o.insert("apiVersion".into(), json!(ty.api_version(version)));
         o.insert("kind".into(), json!(ty.kind));
@@ -195,12 +197,7 @@ fn check_identity(
 }
 
 /// Fills system metadata on a new object and runs type-specific create preparation.
-fn prepare_create(
-    app: &App,
-    ty: &ResourceType,
-    version: &str,
-    obj: &mut Value,
-) -> Result<(), ApiError> {
+fn prepare_create(app: &App, ty: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
     let meta = meta_mut(obj);
     let name = match meta.get("name").and_then(Value::as_str) {
         Some(n) if !n.is_empty() => n.to_string(),
@@ -255,7 +252,6 @@ fn prepare_create(
         }
         _ => {}
     }
-    let _ = version;
     Ok(())
 }
 
@@ -306,7 +302,7 @@ fn create(
         return Err(ApiError::not_found("", "namespaces", &info.namespace));
     }
     check_identity(ty, &info.version, &info.namespace, &mut obj)?;
-    prepare_create(app, ty, &info.version, &mut obj)?;
+    prepare_create(app, ty, &mut obj)?;
     apply_schema(ty, &info.version, &mut obj, None, call.query, warnings)?;
     {
         let manager = call
@@ -496,7 +492,7 @@ fn update(
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
     let info = call.info;
-    let mut obj = decode_body(call)?;
+    let mut obj = crate::convert::from_view(ty, decode_body(call)?);
     check_identity(ty, &info.version, &info.namespace, &mut obj)?;
     if meta_str(&obj, "name").is_some_and(|n| n != info.name) {
         return Err(ApiError::bad_request(format!(
@@ -579,11 +575,13 @@ fn apply_patch(
         .unwrap_or_else(|| call.default_manager.clone());
     let existing = app.store.get(&ty.key(), &info.namespace, &info.name);
     if existing.is_none() && ty_patch == PatchType::Apply && info.subresource.is_empty() {
-        let mut applied =
-            patch::server_side_apply(&target, None, call.body, &manager_or_default, force)?;
+        let mut applied = crate::convert::from_view(
+            ty,
+            patch::server_side_apply(&target, None, call.body, &manager_or_default, force)?,
+        );
         check_identity(ty, &info.version, &info.namespace, &mut applied)?;
         meta_mut(&mut applied).insert("name".into(), json!(info.name));
-        prepare_create(app, ty, &info.version, &mut applied)?;
+        prepare_create(app, ty, &mut applied)?;
         apply_schema(ty, &info.version, &mut applied, None, call.query, warnings)?;
         let dry_run = call.query.contains_key("dryRun");
         let created = app
@@ -606,11 +604,13 @@ fn apply_patch(
             let Some(current) = current else {
                 return Err(ApiError::not_found(&ty.group, &ty.plural, &info.name));
             };
+            // Patches are written against the client's view of the object.
+            let view = crate::convert::to_view(ty, current.clone());
             let new = if ty_patch == PatchType::Apply {
                 if info.subresource.is_empty() {
                     patch::server_side_apply(
                         &target,
-                        Some(current),
+                        Some(&view),
                         call.body,
                         &manager_or_default,
                         force,
@@ -618,7 +618,7 @@ fn apply_patch(
                 } else {
                     patch::server_side_apply_subresource(
                         &target,
-                        current,
+                        &view,
                         call.body,
                         &manager_or_default,
                         force,
@@ -626,8 +626,9 @@ fn apply_patch(
                     )?
                 }
             } else {
-                patch::patch(ty_patch, &target, current, call.body)?
+                patch::patch(ty_patch, &target, &view, call.body)?
             };
+            let new = crate::convert::from_view(ty, new);
             if meta_str(&new, "resourceVersion")
                 .is_some_and(|rv| Some(rv) != meta_str(current, "resourceVersion"))
             {
@@ -735,13 +736,15 @@ pub struct Selectors {
 
 impl Selectors {
     /// From the query.
-    pub fn parse(query: &HashMap<String, String>, kind: &str) -> Result<Self, ApiError> {
+    pub fn parse(query: &HashMap<String, String>, ty: &ResourceType) -> Result<Self, ApiError> {
+        let kind = ty.kind.as_str();
+        let fields = crate::convert::field_selector(
+            ty,
+            query.get("fieldSelector").map_or("", String::as_str),
+        );
         Ok(Self {
             labels: LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?,
-            fields: FieldSelector::parse(
-                query.get("fieldSelector").map_or("", String::as_str),
-                kind,
-            )?,
+            fields: FieldSelector::parse(&fields, kind)?,
         })
     }
 
@@ -753,7 +756,7 @@ impl Selectors {
 
 fn list(app: &App, ty: &ResourceType, call: &Call<'_>) -> Result<Value, ApiError> {
     let info = call.info;
-    let sel = Selectors::parse(call.query, &ty.kind)?;
+    let sel = Selectors::parse(call.query, ty)?;
     let (after, token_rv) = match call.query.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let (pos, rv) = decode_continue(token)?;
@@ -866,6 +869,8 @@ pub async fn handle(app: &Arc<App>, call: Call<'_>, user: &crate::rbac::UserInfo
                     Some(ty) => crate::table::to_table(&ty, &call.info.version, &value, call.query),
                     None => value,
                 }
+            } else if crate::table::wants_partial(call.accept) && value.get("metadata").is_some() {
+                crate::table::to_partial(&value)
             } else {
                 value
             };
@@ -897,6 +902,13 @@ async fn handle_inner(
         ));
     }
     let done = |v: Value| present(v, &ty, &info.version);
+    if info.subresource == "scale" {
+        return Ok((
+            200,
+            crate::scale::serve(app, &ty, call, call.query)?,
+            warnings,
+        ));
+    }
     match info.verb.as_str() {
         "get" => {
             let obj = app
@@ -915,7 +927,7 @@ async fn handle_inner(
                     "the server does not allow this method on the requested resource",
                 ));
             }
-            let obj = decode_body(call)?;
+            let obj = crate::convert::from_view(&ty, decode_body(call)?);
             let created = create(app, &ty, call, obj, &mut warnings)?;
             after_write(app, &ty, &created);
             Ok((201, done(created), warnings))
@@ -959,7 +971,7 @@ async fn handle_inner(
         }
         "deletecollection" => {
             let opts = delete_options(call);
-            let sel = Selectors::parse(call.query, &ty.kind)?;
+            let sel = Selectors::parse(call.query, &ty)?;
             let ns = (!info.namespace.is_empty()).then_some(info.namespace.as_str());
             let (objs, _) = app.store.list(&ty.key(), ns, None);
             let mut items = Vec::new();

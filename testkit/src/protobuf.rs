@@ -118,6 +118,7 @@ fn object_meta(buf: &[u8]) -> Value {
             _ => {}
         }
     }
+    meta.retain(|_, v| v.as_str().is_none_or(|s| !s.is_empty()));
     if !labels.is_empty() {
         meta.insert("labels".into(), Value::Object(labels));
     }
@@ -139,6 +140,44 @@ fn attributes(buf: &[u8], names: &[(u64, &str)]) -> Value {
     }
     Value::Object(out)
 }
+
+/// A message of string fields: `(number, name, repeated)`.
+fn strings(buf: &[u8], names: &[(u64, &str, bool)]) -> Value {
+    let mut out = Map::new();
+    for (n, f) in fields(buf).unwrap_or_default() {
+        if let Some((_, name, repeated)) = names.iter().find(|(k, _, _)| *k == n) {
+            if *repeated {
+                let entry = out.entry((*name).to_string()).or_insert_with(|| json!([]));
+                if let Some(a) = entry.as_array_mut() {
+                    a.push(json!(string(&f)));
+                }
+            } else if !string(&f).is_empty() {
+                // Go's JSON omits empty optional strings (`omitempty`).
+                out.insert((*name).into(), json!(string(&f)));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+const POLICY_RULE: &[(u64, &str, bool)] = &[
+    (1, "verbs", true),
+    (2, "apiGroups", true),
+    (3, "resources", true),
+    (4, "resourceNames", true),
+    (5, "nonResourceURLs", true),
+];
+const SUBJECT: &[(u64, &str, bool)] = &[
+    (1, "kind", false),
+    (2, "apiGroup", false),
+    (3, "name", false),
+    (4, "namespace", false),
+];
+const ROLE_REF: &[(u64, &str, bool)] = &[
+    (1, "apiGroup", false),
+    (2, "kind", false),
+    (3, "name", false),
+];
 
 fn typed(kind: &str, raw: &[u8]) -> Option<Value> {
     let fs = fields(raw)?;
@@ -213,6 +252,35 @@ fn typed(kind: &str, raw: &[u8]) -> Option<Value> {
                 obj.insert("stringData".into(), Value::Object(string_data));
             }
         }
+        "Role" | "ClusterRole" => {
+            let mut rules = Vec::new();
+            for (n, f) in &fs {
+                match n {
+                    1 => {
+                        obj.insert("metadata".into(), object_meta(message(f)));
+                    }
+                    2 => rules.push(strings(message(f), POLICY_RULE)),
+                    _ => {}
+                }
+            }
+            obj.insert("rules".into(), Value::Array(rules));
+        }
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let mut subjects = Vec::new();
+            for (n, f) in &fs {
+                match n {
+                    1 => {
+                        obj.insert("metadata".into(), object_meta(message(f)));
+                    }
+                    2 => subjects.push(strings(message(f), SUBJECT)),
+                    3 => {
+                        obj.insert("roleRef".into(), strings(message(f), ROLE_REF));
+                    }
+                    _ => {}
+                }
+            }
+            obj.insert("subjects".into(), Value::Array(subjects));
+        }
         _ => return None,
     }
     Some(Value::Object(obj))
@@ -222,7 +290,7 @@ fn typed(kind: &str, raw: &[u8]) -> Option<Value> {
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let unsupported = |what: &str| {
         ApiError::unsupported_media_type(format!(
-            "the testkit server decodes protobuf only for SelfSubjectAccessReview, ConfigMap, Secret, Namespace and ServiceAccount ({what}); send application/json"
+            "the testkit server decodes protobuf only for SelfSubjectAccessReview, ConfigMap, Secret, Namespace, ServiceAccount and RBAC kinds ({what}); send application/json"
         ))
     };
     let rest = body
@@ -276,5 +344,37 @@ mod tests {
         assert_eq!(v["spec"]["resourceAttributes"]["verb"], "create");
         assert_eq!(v["spec"]["resourceAttributes"]["resource"], "pods");
         assert_eq!(v["spec"]["resourceAttributes"]["namespace"], "default");
+    }
+
+    #[test]
+    fn decodes_a_role_binding_without_empty_fields() {
+        let subject = [
+            field(1, b"ServiceAccount"),
+            field(2, b""),
+            field(3, b"bot"),
+            field(4, b"default"),
+        ]
+        .concat();
+        let role_ref = [
+            field(1, b"rbac.authorization.k8s.io"),
+            field(2, b"Role"),
+            field(3, b"r"),
+        ]
+        .concat();
+        let meta = [field(1, b"rb"), field(2, b"")].concat();
+        let raw = [field(1, &meta), field(2, &subject), field(3, &role_ref)].concat();
+        let type_meta = [
+            field(1, b"rbac.authorization.k8s.io/v1"),
+            field(2, b"RoleBinding"),
+        ]
+        .concat();
+        let body = [b"k8s\x00".to_vec(), field(1, &type_meta), field(2, &raw)].concat();
+        let v = decode(&body).expect("decodes");
+        assert_eq!(v["metadata"], json!({"name": "rb"}));
+        assert_eq!(
+            v["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "bot", "namespace": "default"}])
+        );
+        assert_eq!(v["roleRef"]["name"], "r");
     }
 }

@@ -40,6 +40,10 @@ pub struct ResourceType {
     pub raw_schemas: BTreeMap<String, Value>,
     /// `additionalPrinterColumns` per version (CRDs), for Table output.
     pub printer_columns: BTreeMap<String, Vec<Value>>,
+    /// Storage shared with another type (events.k8s.io Events live with core Events).
+    pub storage: Option<String>,
+    /// The `scale` subresource, if served.
+    pub scale: Option<crate::scale::ScalePaths>,
 }
 
 impl ResourceType {
@@ -60,7 +64,14 @@ impl ResourceType {
             schemas: BTreeMap::new(),
             raw_schemas: BTreeMap::new(),
             printer_columns: BTreeMap::new(),
+            storage: None,
+            scale: None,
         }
+    }
+
+    fn scalable(mut self) -> Self {
+        self.scale = Some(crate::scale::ScalePaths::workload());
+        self
     }
 
     fn short(mut self, names: &[&str]) -> Self {
@@ -78,8 +89,13 @@ impl ResourceType {
         self
     }
 
-    /// The storage key shared by every version: `group/plural`.
+    /// The storage key shared by every version: `group/plural` (or the shared storage).
     pub fn key(&self) -> String {
+        self.storage.clone().unwrap_or_else(|| self.type_key())
+    }
+
+    /// The registry key: `group/plural`.
+    pub fn type_key(&self) -> String {
         format!("{}/{}", self.group, self.plural)
     }
 
@@ -141,7 +157,12 @@ impl Registry {
             ResourceType::builtin("", "v1", "Node", "nodes", false)
                 .short(&["no"])
                 .status(),
-            ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true).short(&["ev"]),
+            {
+                let mut t = ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true)
+                    .short(&["ev"]);
+                t.storage = Some("/events".into());
+                t
+            },
             ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
             ResourceType::builtin(
                 "discovery.k8s.io",
@@ -152,14 +173,17 @@ impl Registry {
             ),
             ResourceType::builtin("apps", "v1", "Deployment", "deployments", true)
                 .short(&["deploy"])
+                .scalable()
                 .status()
                 .all(),
             ResourceType::builtin("apps", "v1", "ReplicaSet", "replicasets", true)
                 .short(&["rs"])
+                .scalable()
                 .status()
                 .all(),
             ResourceType::builtin("apps", "v1", "StatefulSet", "statefulsets", true)
                 .short(&["sts"])
+                .scalable()
                 .status()
                 .all(),
             ResourceType::builtin("apps", "v1", "DaemonSet", "daemonsets", true)
@@ -225,7 +249,7 @@ impl Registry {
 
     /// Adds or replaces a type.
     pub fn insert(&mut self, t: ResourceType) {
-        self.types.insert(t.key(), Arc::new(t));
+        self.types.insert(t.type_key(), Arc::new(t));
     }
 
     /// Removes the type stored under `key` (a deleted CRD).
@@ -315,6 +339,15 @@ pub fn from_crd(crd: &Value) -> Result<ResourceType, String> {
         let name = s(v.get("name")).ok_or("spec.versions[].name is required")?;
         if v.pointer("/subresources/status").is_some() {
             t.status_subresource = true;
+        }
+        if let Some(sc) = v.pointer("/subresources/scale") {
+            let path = |k: &str| sc.get(k).and_then(Value::as_str).map(str::to_string);
+            t.scale = Some(crate::scale::ScalePaths {
+                spec_replicas: path("specReplicasPath").unwrap_or_else(|| ".spec.replicas".into()),
+                status_replicas: path("statusReplicasPath")
+                    .unwrap_or_else(|| ".status.replicas".into()),
+                label_selector: path("labelSelectorPath"),
+            });
         }
         if let Some(raw) = v.pointer("/schema/openAPIV3Schema") {
             let schema =

@@ -14,6 +14,34 @@ pub fn wants_table(accept: &str) -> bool {
         .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
 }
 
+/// Whether the client asked for `PartialObjectMetadata` (kube's metadata-only API).
+pub fn wants_partial(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+}
+
+/// Reduces an object (or a list) to `PartialObjectMetadata` (`...List`).
+pub fn to_partial(value: &Value) -> Value {
+    let one = |o: &Value| {
+        json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
+        })
+    };
+    match value.get("items").and_then(Value::as_array) {
+        Some(items) => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": value.get("metadata").cloned().unwrap_or(json!({})),
+            "items": items.iter().map(one).collect::<Vec<_>>(),
+        }),
+        None => one(value),
+    }
+}
+
 /// A human age like kubectl's (`5s`, `3m`, `2h`, `4d`).
 fn age(created: Option<&str>) -> String {
     let Some(ts) = created.and_then(|c| c.parse::<jiff::Timestamp>().ok()) else {

@@ -27,6 +27,7 @@ struct Filter {
     name: Option<String>,
     selectors: Selectors,
     table: bool,
+    partial: bool,
     query: HashMap<String, String>,
 }
 
@@ -64,6 +65,8 @@ impl Filter {
         let obj = present(obj, &self.ty, &self.version);
         if self.table {
             crate::table::to_table(&self.ty, &self.version, &obj, &self.query)
+        } else if self.partial {
+            crate::table::to_partial(&obj)
         } else {
             obj
         }
@@ -103,7 +106,7 @@ fn start(
             "the server does not allow this method on the requested resource",
         ));
     }
-    let selectors = Selectors::parse(query, &ty.kind)?;
+    let selectors = Selectors::parse(query, &ty)?;
     let filter = Filter {
         name: (!info.name.is_empty())
             .then(|| info.name.clone())
@@ -113,6 +116,7 @@ fn start(
         namespace: info.namespace.clone(),
         selectors,
         table: crate::table::wants_table(accept),
+        partial: crate::table::wants_partial(accept),
         query: query.clone(),
     };
     let rv = query

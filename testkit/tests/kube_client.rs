@@ -1239,3 +1239,125 @@ async fn crd_versions_share_storage_and_namespaces_delete_their_contents() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn metadata_only_api_and_metadata_watcher() {
+    let server = TestServer::start().await.expect("server");
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
+    cms.create(&PostParams::default(), &cm("meta", json!({"x": "y"})))
+        .await
+        .expect("create");
+    let one = cms.get_metadata("meta").await.expect("get_metadata");
+    assert_eq!(
+        one.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("x"))
+            .map(String::as_str),
+        Some("y")
+    );
+    let list = cms
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("list_metadata");
+    assert_eq!(list.items.len(), 1);
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(server.client().expect("client"));
+    let mut stream = watcher(meta_api, watcher::Config::default()).boxed();
+    let mut names = Vec::new();
+    while !names.contains(&"meta".to_string()) {
+        match tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("event")
+            .expect("open")
+            .expect("ok")
+        {
+            watcher::Event::InitApply(m) | watcher::Event::Apply(m) => {
+                names.push(m.metadata.name.expect("name"))
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_k8s_io_events_are_core_events_too() {
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let server = TestServer::start().await.expect("server");
+    let client = server.client().expect("client");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let owner = cms
+        .create(&PostParams::default(), &cm("evt", json!({})))
+        .await
+        .expect("create");
+    let reporter = Reporter {
+        controller: "zen-lead-test".into(),
+        instance: None,
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let reference = kube::Resource::object_ref(&owner, &());
+    for _ in 0..2 {
+        recorder
+            .publish(
+                &Event {
+                    type_: EventType::Warning,
+                    reason: "Tested".into(),
+                    note: Some("it happened".into()),
+                    action: "Test".into(),
+                    secondary: None,
+                },
+                &reference,
+            )
+            .await
+            .expect("publish");
+    }
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
+    let seen = core
+        .list(
+            &ListParams::default().fields("involvedObject.name=evt,involvedObject.kind=ConfigMap"),
+        )
+        .await
+        .expect("core list");
+    assert_eq!(
+        seen.items.len(),
+        1,
+        "a repeated event is one object with a series"
+    );
+    assert_eq!(seen.items[0].message.as_deref(), Some("it happened"));
+    assert_eq!(seen.items[0].reason.as_deref(), Some("Tested"));
+    let v1: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client);
+    let viewed = v1
+        .list(&ListParams::default().fields("regarding.name=evt"))
+        .await
+        .expect("v1 list");
+    assert_eq!(viewed.items.len(), 1);
+    assert_eq!(
+        viewed.items[0]
+            .regarding
+            .as_ref()
+            .and_then(|r| r.name.as_deref()),
+        Some("evt")
+    );
+}
+
+#[tokio::test]
+async fn unknown_patch_content_type_is_415() {
+    let server = TestServer::start().await.expect("server");
+    let client = server.client().expect("client");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(&PostParams::default(), &cm("p", json!({})))
+        .await
+        .expect("create");
+    let req = http::Request::builder()
+        .method("PATCH")
+        .uri("/api/v1/namespaces/default/configmaps/p")
+        .header("content-type", "text/plain")
+        .body(b"{}".to_vec())
+        .expect("request");
+    match client.request_text(req).await.expect_err("415") {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (415, "UnsupportedMediaType"))
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -661,3 +661,87 @@ async fn apply_of_an_unserved_kind_reports_the_missing_mapping_and_deployments_r
         diff.stderr
     );
 }
+
+/// kubectl's typed `create` subcommands send protobuf bodies.
+#[tokio::test]
+async fn typed_create_commands_and_impersonated_can_i() {
+    let server = TestServer::start().await.expect("server");
+    let kc = server.kubeconfig_path().to_path_buf();
+    ok(
+        &kc,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s1",
+            "--from-literal=pw=hunter2",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        ok(
+            &kc,
+            &["get", "secret", "s1", "-o", "jsonpath={.data.pw}"],
+            None
+        )
+        .await,
+        "aHVudGVyMg=="
+    );
+    ok(&kc, &["create", "serviceaccount", "bot"], None).await;
+    ok(&kc, &["create", "namespace", "other"], None).await;
+    ok(
+        &kc,
+        &[
+            "create",
+            "role",
+            "r",
+            "--verb=get,list",
+            "--resource=pods,leases.coordination.k8s.io",
+        ],
+        None,
+    )
+    .await;
+    ok(
+        &kc,
+        &[
+            "create",
+            "rolebinding",
+            "rb",
+            "--role=r",
+            "--serviceaccount=default:bot",
+        ],
+        None,
+    )
+    .await;
+    let can = |verb: &'static str, res: &'static str| {
+        let kc = kc.clone();
+        async move {
+            kubectl(
+                &kc,
+                &[
+                    "auth",
+                    "can-i",
+                    verb,
+                    res,
+                    "--as",
+                    "system:serviceaccount:default:bot",
+                ],
+                None,
+            )
+            .await
+            .stdout
+            .trim()
+            .to_string()
+        }
+    };
+    assert_eq!(can("list", "leases.coordination.k8s.io").await, "yes");
+    assert_eq!(can("get", "pods").await, "yes");
+    assert_eq!(can("delete", "pods").await, "no");
+    let unsupported = kubectl(&kc, &["create", "deployment", "d", "--image=x"], None).await;
+    assert!(
+        !unsupported.ok && unsupported.stderr.contains("protobuf"),
+        "{}",
+        unsupported.stderr
+    );
+}
