@@ -313,3 +313,42 @@ async fn elector_started_above_a_term_never_goes_below_it() {
     assert_eq!(a.leading().await.expect("a leads"), 10);
     assert_eq!(lease(&server, "floor").await.term, 10);
 }
+
+/// Guards the one-line refusal of an unmanaged Lease: its holder is not "another replica", so
+/// the elector never publishes `Following` it (a wrapper would log that it waits for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmanaged_held_lease_is_never_reported_as_followed() {
+    let server = server().await;
+    let api: Api<Lease> = Api::namespaced(server.client().expect("client"), "default");
+    let foreign = Lease {
+        metadata: ObjectMeta {
+            name: Some("foreign-held".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some("someone-else".into()),
+            lease_duration_seconds: Some(15),
+            ..LeaseSpec::default()
+        }),
+    };
+    api.create(&PostParams::default(), &foreign)
+        .await
+        .expect("create foreign lease");
+    let mut a = spawn(&server, "foreign-held", "pod-a", timing(15, 10, 2000));
+    let states = record_states(a.state());
+    let result = tokio::time::timeout(EVENTUALLY, a.leading())
+        .await
+        .expect("elector answers");
+    assert!(
+        matches!(result, Err(LeaseError::Unmanaged { .. })),
+        "{result:?}"
+    );
+    drop(a);
+    let states = states.await.expect("states");
+    assert!(
+        !states
+            .iter()
+            .any(|(_, s)| matches!(s, LeaderState::Following { .. })),
+        "{states:?}"
+    );
+}

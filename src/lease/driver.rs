@@ -375,7 +375,9 @@ impl Driver {
         );
         self.record = record;
         self.observed = lease;
-        if self.leading.is_none() {
+        // An unmanaged Lease is a conflict (decided next), not a holder to follow.
+        let managed = self.record.as_ref().is_none_or(|r| r.managed);
+        if self.leading.is_none() && managed {
             let holder = self.record.as_ref().and_then(|r| r.holder.clone());
             self.state.send_if_modified(|state| {
                 let next = LeaderState::Following { holder };
