@@ -171,8 +171,9 @@ impl Elector {
     }
 
     /// Like [`Elector::spawn`], for a process that already led the pool under `term` (e.g.
-    /// `--rejoin`): any term it acquires is above `term`, even if the Lease was deleted and no
-    /// `LeaderPolicy` high-water mark is readable (DESIGN §3.3).
+    /// `--rejoin`): a Lease it creates or acquires gets a term above `term`, even if the Lease
+    /// was deleted and no `LeaderPolicy` high-water mark is readable (DESIGN §3.3). A controller
+    /// handover keeps the controller's term.
     pub fn spawn_above(client: kube::Client, config: ElectionConfig, term: u64) -> Self {
         let (state_tx, state) = watch::channel(LeaderState::Starting);
         let (commands, commands_rx) = mpsc::channel(1);
