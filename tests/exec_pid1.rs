@@ -334,3 +334,33 @@ fn a_daemonized_grandchild_is_killed_before_the_lease_is_released() {
     let record = api.lease("daemon").expect("lease");
     assert_eq!(record.holder, None, "released after the daemon was gone");
 }
+
+/// Guards DESIGN §4 "forward every catchable signal": the real-time signals too.
+#[test]
+fn forwards_real_time_signals() {
+    let api = ApiServer::start();
+    let scratch = Scratch::new("fwd-rt");
+    let file = scratch.path("received");
+    let script = recorder(&scratch, &file, &["RTMIN+1", "RTMAX", "TERM"]);
+    let mut w = api
+        .launch(&scratch, "fwd-rt")
+        .args(["--pool", "fwd-rt", "--identity", "fwd-rt"])
+        .args(FAST)
+        .arg_path(&script)
+        .spawn();
+    let read = || std::fs::read_to_string(&file).unwrap_or_default();
+    eventually("the child to start", || read().contains("READY"));
+    for name in ["RTMIN+1", "RTMAX"] {
+        // bash's kill names the real-time signals as the child's bash does.
+        let sent = std::process::Command::new("bash")
+            .args(["-c", &format!("kill -s {name} {}", w.pid)])
+            .status()
+            .expect("run bash kill");
+        assert!(sent.success(), "send {name}");
+        eventually(&format!("the child to receive {name}"), || {
+            read().lines().any(|l| l == name)
+        });
+    }
+    w.signal(Signal::SIGTERM);
+    assert_eq!(w.exit_code(), 0, "{}", w.stderr());
+}

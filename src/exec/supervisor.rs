@@ -379,6 +379,7 @@ impl Supervisor {
                             tracing::info!(?signal, "forwarded; keeping the lease until the child exits");
                         }
                     }
+                    Some(Event::RealTime(number)) => signals::forward_real_time(pid, number, group),
                     None => return Err(ExecError::SignalThreadGone),
                 },
                 changed = state.changed() => {
@@ -432,6 +433,7 @@ impl Supervisor {
                             self.terminating = Some(signal);
                         }
                     }
+                    Some(Event::RealTime(number)) => signals::forward_real_time(pid, number, group),
                     None => return Err(ExecError::SignalThreadGone),
                 },
                 () = tokio::time::sleep(tick) => {}
