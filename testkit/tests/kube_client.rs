@@ -28,6 +28,15 @@ fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
     .expect("configmap")
 }
 
+/// A ConfigMap named `<owner>-dep` that `owner` owns, for garbage collection.
+fn dependent_of(owner: &ConfigMap) -> ConfigMap {
+    let name = owner.metadata.name.as_deref().expect("owner name");
+    let uid = owner.metadata.uid.as_deref().expect("uid");
+    serde_json::from_value(json!({"metadata": {"name": format!("{name}-dep"),
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": uid}]}}))
+    .expect("dep")
+}
+
 fn lease(name: &str) -> Lease {
     serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 10}}))
         .expect("lease")
@@ -584,11 +593,7 @@ async fn background_propagation_deletes_dependents_and_orphan_keeps_them() {
             .create(&PostParams::default(), &cm(owner, json!({})))
             .await
             .expect("owner");
-        let uid = created.metadata.uid.expect("uid");
-        let dep: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("{owner}-dep"),
-            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": uid}]}}))
-        .expect("dep");
-        cms.create(&PostParams::default(), &dep)
+        cms.create(&PostParams::default(), &dependent_of(&created))
             .await
             .expect("dependent");
     }
@@ -1052,10 +1057,7 @@ async fn foreground_deletion_collects_dependents_first_and_deletecollection_uses
         .create(&PostParams::default(), &cm("fg", json!({})))
         .await
         .expect("owner");
-    let dep: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "fg-dep",
-        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "fg", "uid": owner.metadata.uid.expect("uid")}]}}))
-    .expect("dep");
-    cms.create(&PostParams::default(), &dep)
+    cms.create(&PostParams::default(), &dependent_of(&owner))
         .await
         .expect("dependent");
     cms.delete("fg", &DeleteParams::foreground())

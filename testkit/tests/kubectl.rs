@@ -65,6 +65,17 @@ struct Out {
     stderr: String,
 }
 
+impl Out {
+    /// Asserts that kubectl failed and said `needle` on stderr.
+    fn assert_fails_with(&self, needle: &str) {
+        assert!(
+            !self.ok && self.stderr.contains(needle),
+            "expected a failure mentioning {needle:?}: {}",
+            self.stderr
+        );
+    }
+}
+
 /// The real kubectl, pointed at one server through its kubeconfig.
 struct Kubectl {
     kubeconfig: PathBuf,
@@ -239,17 +250,9 @@ async fn apply_crd_then_custom_object_and_get() {
     let bad = kc
         .patch("wd", "w1", "merge", r#"{"spec":{"size":50}}"#)
         .await;
-    assert!(
-        !bad.ok && bad.stderr.contains("spec.size"),
-        "{}",
-        bad.stderr
-    );
+    bad.assert_fails_with("spec.size");
     let unknown = kc.try_apply(&widget("w2", "{bogus: 1}")).await;
-    assert!(
-        !unknown.ok && unknown.stderr.contains("unknown field \"spec.bogus\""),
-        "{}",
-        unknown.stderr
-    );
+    unknown.assert_fails_with("unknown field \"spec.bogus\"");
 }
 
 #[tokio::test]
@@ -279,11 +282,7 @@ async fn patch_types_and_delete() {
 
     kc.ok(&["delete", "wd", "w1"]).await;
     let gone = kc.run(&["get", "wd", "w1"]).await;
-    assert!(
-        !gone.ok && gone.stderr.contains("NotFound"),
-        "{}",
-        gone.stderr
-    );
+    gone.assert_fails_with("NotFound");
 }
 
 #[tokio::test]
@@ -321,11 +320,7 @@ async fn apply_server_side() {
             Some(&widget("w3", "{size: 4}")),
         )
         .await;
-    assert!(
-        !conflict.ok && conflict.stderr.contains("conflict"),
-        "{}",
-        conflict.stderr
-    );
+    conflict.assert_fails_with("conflict");
     kc.ok_input(
         &[
             "apply",
@@ -414,15 +409,8 @@ subjects:
     assert_eq!(kc.can_i(&app, "get", "pods").await, "no");
     // Denied for real: 403 with kube-apiserver's message.
     let denied = kc.run(&["--token", "alice-token", "get", "leases"]).await;
-    assert!(
-        !denied.ok
-            && denied.stderr.contains("Forbidden")
-            && denied
-                .stderr
-                .contains("User \"alice\" cannot list resource \"leases\""),
-        "{}",
-        denied.stderr
-    );
+    denied.assert_fails_with("Forbidden");
+    denied.assert_fails_with("User \"alice\" cannot list resource \"leases\"");
     let allowed = kc.run(&["--token", "app-token", "get", "leases"]).await;
     assert!(allowed.ok, "{}", allowed.stderr);
     // Impersonation by the admin (kubectl --as).
@@ -437,11 +425,7 @@ subjects:
     let as_alice = kc.can_i(&["--as", "alice"], "update", "leases").await;
     assert_eq!(as_alice, "no");
     let bad = kc.run(&["--token", "nope", "get", "leases"]).await;
-    assert!(
-        !bad.ok && bad.stderr.contains("Unauthorized"),
-        "{}",
-        bad.stderr
-    );
+    bad.assert_fails_with("Unauthorized");
 }
 
 #[tokio::test]
@@ -549,11 +533,7 @@ async fn apply_of_an_unserved_kind_reports_the_missing_mapping_and_deployments_r
     let missing = kc
         .try_apply("apiVersion: example.com/v1\nkind: Nothing\nmetadata: {name: thing}\n")
         .await;
-    assert!(
-        !missing.ok && missing.stderr.contains("no matches for kind \"Nothing\""),
-        "{}",
-        missing.stderr
-    );
+    missing.assert_fails_with("no matches for kind \"Nothing\"");
 
     let deploy = |replicas: u32, image: &str| {
         format!(
@@ -624,9 +604,5 @@ async fn typed_create_commands_and_impersonated_can_i() {
     assert_eq!(kc.can_i(&bot, "get", "pods").await, "yes");
     assert_eq!(kc.can_i(&bot, "delete", "pods").await, "no");
     let unsupported = kc.run(&["create", "deployment", "d", "--image=x"]).await;
-    assert!(
-        !unsupported.ok && unsupported.stderr.contains("protobuf"),
-        "{}",
-        unsupported.stderr
-    );
+    unsupported.assert_fails_with("protobuf");
 }
