@@ -28,13 +28,20 @@ fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
     .expect("configmap")
 }
 
-/// A ConfigMap named `<owner>-dep` that `owner` owns, for garbage collection.
-fn dependent_of(owner: &ConfigMap) -> ConfigMap {
-    let name = owner.metadata.name.as_deref().expect("owner name");
-    let uid = owner.metadata.uid.as_deref().expect("uid");
-    serde_json::from_value(json!({"metadata": {"name": format!("{name}-dep"),
+/// Creates the ConfigMap `name` and a ConfigMap `<name>-dep` that it owns, for garbage collection.
+async fn create_owner_and_dependent(cms: &Api<ConfigMap>, name: &str) {
+    let owner = cms
+        .create(&PostParams::default(), &cm(name, json!({})))
+        .await
+        .expect("owner");
+    let uid = owner.metadata.uid.expect("uid");
+    let dependent: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": format!("{name}-dep"),
         "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": uid}]}}))
-    .expect("dep")
+        .expect("dep");
+    cms.create(&PostParams::default(), &dependent)
+        .await
+        .expect("dependent");
 }
 
 fn lease(name: &str) -> Lease {
@@ -589,13 +596,7 @@ async fn background_propagation_deletes_dependents_and_orphan_keeps_them() {
     let server = TestServer::start().await.expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
     for owner in ["o1", "o2"] {
-        let created = cms
-            .create(&PostParams::default(), &cm(owner, json!({})))
-            .await
-            .expect("owner");
-        cms.create(&PostParams::default(), &dependent_of(&created))
-            .await
-            .expect("dependent");
+        create_owner_and_dependent(&cms, owner).await;
     }
     cms.delete("o1", &DeleteParams::background())
         .await
@@ -1053,13 +1054,7 @@ async fn bench_runs_small() {
 async fn foreground_deletion_collects_dependents_first_and_deletecollection_uses_selectors() {
     let server = TestServer::start().await.expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    let owner = cms
-        .create(&PostParams::default(), &cm("fg", json!({})))
-        .await
-        .expect("owner");
-    cms.create(&PostParams::default(), &dependent_of(&owner))
-        .await
-        .expect("dependent");
+    create_owner_and_dependent(&cms, "fg").await;
     cms.delete("fg", &DeleteParams::foreground())
         .await
         .expect("delete");

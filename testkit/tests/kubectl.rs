@@ -66,6 +66,12 @@ struct Out {
 }
 
 impl Out {
+    /// Asserts that `what` (the kubectl run) succeeded; returns its stdout.
+    fn expect_ok(self, what: &str) -> String {
+        assert!(self.ok, "{what} failed: {}", self.stderr);
+        self.stdout
+    }
+
     /// Asserts that kubectl failed and said `needle` on stderr.
     fn assert_fails_with(&self, needle: &str) {
         assert!(
@@ -140,11 +146,21 @@ impl Kubectl {
         self.run_input(&["apply", "-f", "-"], Some(manifest)).await
     }
 
+    /// `kubectl apply --server-side <flags> -f -` of `manifest`, which may fail.
+    async fn server_side_apply(&self, flags: &[&str], manifest: &str) -> Out {
+        let args: Vec<&str> = ["apply", "--server-side"]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .chain(["-f", "-"])
+            .collect();
+        self.run_input(&args, Some(manifest)).await
+    }
+
     /// Runs kubectl and asserts it succeeded; returns its stdout.
     async fn ok_input(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let out = self.run_input(args, stdin).await;
-        assert!(out.ok, "kubectl {args:?} failed: {}", out.stderr);
-        out.stdout
+        self.run_input(args, stdin)
+            .await
+            .expect_ok(&format!("kubectl {args:?}"))
     }
 
     async fn ok(&self, args: &[&str]) -> String {
@@ -289,11 +305,9 @@ async fn patch_types_and_delete() {
 async fn apply_server_side() {
     let (_server, kc) = setup().await;
     let applied = kc
-        .ok_input(
-            &["apply", "--server-side", "-f", "-"],
-            Some(&widget("w3", "{size: 2}")),
-        )
-        .await;
+        .server_side_apply(&[], &widget("w3", "{size: 2}"))
+        .await
+        .expect_ok("server-side apply");
     assert!(applied.contains("serverside-applied"), "{applied}");
     let managers = kc
         .ok(&[
@@ -308,32 +322,15 @@ async fn apply_server_side() {
     assert!(managers.contains("kubectl"), "{managers}");
 
     let conflict = kc
-        .run_input(
-            &[
-                "apply",
-                "--server-side",
-                "--field-manager",
-                "other",
-                "-f",
-                "-",
-            ],
-            Some(&widget("w3", "{size: 4}")),
-        )
+        .server_side_apply(&["--field-manager", "other"], &widget("w3", "{size: 4}"))
         .await;
     conflict.assert_fails_with("conflict");
-    kc.ok_input(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager",
-            "other",
-            "-f",
-            "-",
-        ],
-        Some(&widget("w3", "{size: 4}")),
+    kc.server_side_apply(
+        &["--force-conflicts", "--field-manager", "other"],
+        &widget("w3", "{size: 4}"),
     )
-    .await;
+    .await
+    .expect_ok("forced server-side apply");
     assert_eq!(kc.jsonpath("wd", "w3", "{.spec.size}").await, "4");
 }
 
