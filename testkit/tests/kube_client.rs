@@ -61,6 +61,11 @@ fn api_code(err: kube::Error) -> u16 {
     api_status(err).code
 }
 
+/// The HTTP code of a call that must fail with an API error.
+async fn failed_code<T: Debug>(call: impl Future<Output = kube::Result<T>>, what: &str) -> u16 {
+    api_code(call.await.expect_err(what))
+}
+
 /// Creates `obj` with default parameters.
 async fn create<K>(api: &Api<K>, obj: &K) -> K
 where
@@ -132,18 +137,10 @@ async fn crud_with_real_status_errors() {
         .parse()
         .expect("numeric rv");
     assert_eq!(
-        api_code(
-            leases
-                .create(&PostParams::default(), &lease("l1"))
-                .await
-                .expect_err("dup")
-        ),
+        failed_code(leases.create(&PostParams::default(), &lease("l1")), "dup").await,
         409
     );
-    assert_eq!(
-        api_code(leases.get("nope").await.expect_err("missing")),
-        404
-    );
+    assert_eq!(failed_code(leases.get("nope"), "missing").await, 404);
 
     let mut l = leases.get("l1").await.expect("get");
     l.spec.as_mut().expect("spec").holder_identity = Some("b".into());
@@ -207,26 +204,16 @@ async fn crud_with_real_status_errors() {
         .delete("l1", &DeleteParams::default())
         .await
         .expect("delete");
-    assert_eq!(api_code(leases.get("l1").await.expect_err("gone")), 404);
+    assert_eq!(failed_code(leases.get("l1"), "gone").await, 404);
     assert_eq!(
-        api_code(
-            leases
-                .delete("l1", &DeleteParams::default())
-                .await
-                .expect_err("twice")
-        ),
+        failed_code(leases.delete("l1", &DeleteParams::default()), "twice").await,
         404
     );
 
     // A namespaced create in a missing namespace is a NotFound for the namespace.
     let other: Api<Lease> = Api::namespaced(server.client().expect("client"), "missing");
     assert_eq!(
-        api_code(
-            other
-                .create(&PostParams::default(), &lease("x"))
-                .await
-                .expect_err("ns")
-        ),
+        failed_code(other.create(&PostParams::default(), &lease("x")), "ns").await,
         404
     );
 }
@@ -505,7 +492,7 @@ async fn finalizers_hold_deletion_until_removed() {
     cms.replace("f", &PostParams::default(), &released)
         .await
         .expect("remove finalizer");
-    assert_eq!(api_code(cms.get("f").await.expect_err("gone")), 404);
+    assert_eq!(failed_code(cms.get("f"), "gone").await, 404);
 }
 
 #[tokio::test]
@@ -545,15 +532,9 @@ async fn graceful_pod_deletion_and_kubelet() {
     assert_eq!(running.items.len(), 1);
 
     // Graceful: the pod lingers terminating until the grace period ends.
-    pods.delete(
-        "p1",
-        &DeleteParams {
-            grace_period_seconds: Some(2),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("delete");
+    pods.delete("p1", &DeleteParams::default().grace_period(2))
+        .await
+        .expect("delete");
     let terminating = pods.get("p1").await.expect("terminating");
     assert!(terminating.metadata.deletion_timestamp.is_some());
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(2));
@@ -566,15 +547,9 @@ async fn graceful_pod_deletion_and_kubelet() {
     kubelet
         .run_pod("default", json!({"metadata": {"name": "p2"}}))
         .expect("run");
-    pods.delete(
-        "p2",
-        &DeleteParams {
-            grace_period_seconds: Some(3600),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("delete");
+    pods.delete("p2", &DeleteParams::default().grace_period(3600))
+        .await
+        .expect("delete");
     assert!(pods.get_opt("p2").await.expect("get").is_some());
     kubelet
         .containers_stopped("default", "p2")
@@ -644,12 +619,7 @@ async fn faults_latency_errors_and_blackhole_per_client() {
     for code in [500u16, 429, 503] {
         server.faults().errors(Some("victim"), code, 1.0);
         assert_eq!(
-            api_code(
-                victim
-                    .list(&ListParams::default())
-                    .await
-                    .expect_err("fault")
-            ),
+            failed_code(victim.list(&ListParams::default()), "fault").await,
             code
         );
         bystander
@@ -689,12 +659,7 @@ async fn faults_latency_errors_and_blackhole_per_client() {
     // Global faults hit every client.
     server.faults().errors(None, 503, 1.0);
     assert_eq!(
-        api_code(
-            bystander
-                .list(&ListParams::default())
-                .await
-                .expect_err("global")
-        ),
+        failed_code(bystander.list(&ListParams::default()), "global").await,
         503
     );
     server.faults().clear();
@@ -745,7 +710,7 @@ async fn tls_and_token_auth() {
     let bad: Api<ConfigMap> =
         Api::default_namespaced(server.client_with_token("bad", "wrong").expect("client"));
     assert_eq!(
-        api_code(bad.list(&ListParams::default()).await.expect_err("401")),
+        failed_code(bad.list(&ListParams::default()), "401").await,
         401
     );
     let kc = std::fs::read_to_string(server.kubeconfig_path()).expect("kubeconfig");
@@ -808,10 +773,7 @@ async fn rbac_allows_bound_service_account_and_denies_others() {
             .client_with_token("bob", "bob-token")
             .expect("client"),
     );
-    assert_eq!(
-        api_code(bob.get("mine").await.expect_err("unbound user")),
-        403
-    );
+    assert_eq!(failed_code(bob.get("mine"), "unbound user").await, 403);
 }
 
 #[tokio::test]
@@ -842,11 +804,11 @@ async fn server_side_apply_with_field_managers() {
     assert!(managers.contains(&"one".to_string()), "{managers:?}");
     let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "2"}});
     assert_eq!(
-        api_code(
-            cms.patch("ssa", &PatchParams::apply("two"), &Patch::Apply(&other))
-                .await
-                .expect_err("conflict")
-        ),
+        failed_code(
+            cms.patch("ssa", &PatchParams::apply("two"), &Patch::Apply(&other)),
+            "conflict"
+        )
+        .await,
         409
     );
     let forced = cms
@@ -937,12 +899,7 @@ async fn admin_endpoint_controls_faults_and_reports_accounting() {
         .await
         .expect("set fault");
     assert_eq!(
-        api_code(
-            victim
-                .list(&ListParams::default())
-                .await
-                .expect_err("fault")
-        ),
+        failed_code(victim.list(&ListParams::default()), "fault").await,
         500
     );
     admin
@@ -1093,7 +1050,7 @@ async fn exact_list_from_a_compacted_version_is_gone() {
     let lp = ListParams::default()
         .at(&rv)
         .matching(kube::api::VersionMatch::Exact);
-    assert_eq!(api_code(cms.list(&lp).await.expect_err("compacted")), 410);
+    assert_eq!(failed_code(cms.list(&lp), "compacted").await, 410);
     // A NotOlderThan list is served from the latest state.
     cms.list(&ListParams::default().at(&rv))
         .await
