@@ -1,9 +1,8 @@
 //! The unmodified kube client against the testkit server, over real HTTP.
 
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::fmt::Debug;
 
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -28,6 +27,11 @@ fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
     .expect("configmap")
 }
 
+fn lease(name: &str) -> Lease {
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 10}}))
+        .expect("lease")
+}
+
 /// Creates the ConfigMap `name` and a ConfigMap `<name>-dep` that it owns, for garbage collection.
 async fn create_owner_and_dependent(cms: &Api<ConfigMap>, name: &str) {
     let owner = cms
@@ -44,11 +48,6 @@ async fn create_owner_and_dependent(cms: &Api<ConfigMap>, name: &str) {
         .expect("dependent");
 }
 
-fn lease(name: &str) -> Lease {
-    serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 10}}))
-        .expect("lease")
-}
-
 /// The Status a failed call carried; any other kind of error fails the test.
 fn api_status(err: kube::Error) -> Box<Status> {
     match err {
@@ -57,6 +56,7 @@ fn api_status(err: kube::Error) -> Box<Status> {
     }
 }
 
+/// The HTTP code of an API error.
 fn api_code(err: kube::Error) -> u16 {
     api_status(err).code
 }
@@ -107,6 +107,7 @@ async fn next_event<K>(stream: &mut EventStream<K>) -> Option<WatchEvent<K>> {
         .expect("ok")
 }
 
+/// Polls `f` until it holds, failing the test after WAIT.
 async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
