@@ -51,7 +51,8 @@ impl BootInstant {
 impl std::ops::Add<Duration> for BootInstant {
     type Output = Self;
     fn add(self, rhs: Duration) -> Self {
-        Self(self.0 + rhs)
+        // Saturating: a user-given duration (`--min-hold 500000000000y`) must not panic.
+        Self(self.0.saturating_add(rhs))
     }
 }
 
@@ -59,5 +60,17 @@ impl std::ops::Sub<Duration> for BootInstant {
     type Output = Self;
     fn sub(self, rhs: Duration) -> Self {
         Self(self.0.saturating_sub(rhs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adding_a_huge_duration_saturates_instead_of_panicking() {
+        let far = BootInstant::now() + Duration::MAX;
+        assert_eq!(far.since_boot(), Duration::MAX);
+        assert!(!far.has_passed());
     }
 }

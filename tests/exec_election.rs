@@ -552,7 +552,11 @@ fn sigstop_of_the_leader_past_the_lease_then_sigcont_stops_its_child() {
     let second = pool.wait_for_term_after(first.term, 3);
     assert_ne!(second.identity, first.identity);
     for g in &groups {
-        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g), Signal::SIGCONT).expect("cont");
+        // The child's group may be gone already: the wrapper, woken first, killed it.
+        match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g), Signal::SIGCONT) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(error) => panic!("cont: {error}"),
+        }
     }
     // On waking, the old leader sees its deadline passed and stops its child.
     assert_eq!(replicas[old].exit_code(), 80, "{}", replicas[old].stderr());
@@ -689,4 +693,45 @@ fn unset_timings_come_from_the_leader_policy() {
         Some(12),
         "the lease carries the policy's duration"
     );
+}
+
+/// Guards the SIGTERM contract under `--rejoin`: a wrapper told to terminate whose lease is then
+/// lost stops its child and exits; it never goes back to waiting and starts the command again.
+#[test]
+fn sigterm_then_lease_loss_with_rejoin_exits_instead_of_rejoining() {
+    let pool = Pool::new("term-rejoin");
+    // Ignores SIGTERM, so that the wrapper is still leading after forwarding it.
+    let stubborn = pool.scratch.script(
+        "stubborn.sh",
+        "#!/bin/sh\ntrap '' TERM\nhb() { echo \"$ZEN_LEAD_TERM,$1,$(date +%s%N),$ZEN_LEAD_IDENTITY\" >> \"$HB\"; }\nhb start\nwhile :; do hb beat; sleep 0.1; done\n",
+    );
+    let mut a = pool
+        .api
+        .launch(&pool.scratch, "r0")
+        .args(["--pool", "term-rejoin", "--identity", "r0", "--rejoin"])
+        .args(FAST)
+        .env("HB", pool.hb.to_string_lossy())
+        .arg_path(&stubborn)
+        .spawn();
+    let first = pool.wait_for_term_after(0, 3);
+    a.signal(Signal::SIGTERM);
+    eventually("the wrapper to forward SIGTERM", || {
+        a.stderr().contains("forwarded")
+    });
+    pool.api.blackhole("r0", true);
+    eventually("the stubborn child to be killed", || {
+        a.stderr().contains("SIGKILL")
+    });
+    pool.api.blackhole("r0", false);
+    // Without the fix the wrapper re-acquires its own record at once and runs a second child.
+    let status = a.wait_timeout(Duration::from_secs(30));
+    let terms = pool.check();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(80),
+        "terms {terms:?}\n{}",
+        a.stderr()
+    );
+    assert_eq!(terms.len(), 1, "{terms:?}");
+    assert_eq!(terms[0].term, first.term);
 }

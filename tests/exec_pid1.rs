@@ -305,3 +305,62 @@ fn child_gets_the_lease_environment_and_default_signal_state() {
         );
     }
 }
+
+/// Guards single-active against daemons: a grandchild that left the child's process group
+/// (`setsid`) must not run on after the child exits and the lease is released.
+#[test]
+fn a_daemonized_grandchild_is_killed_before_the_lease_is_released() {
+    let api = ApiServer::start();
+    let scratch = Scratch::new("daemon");
+    let pid_file = scratch.path("daemon.pid");
+    let script = format!(
+        "setsid sh -c 'echo $$ > {f}.tmp; mv {f}.tmp {f}; while :; do sleep 0.1; done' & \
+         while [ ! -s {f} ]; do sleep 0.05; done; exit 0",
+        f = pid_file.display()
+    );
+    let code = run_sh(&api, &scratch, "daemon", &script, false);
+    let daemon: i32 = std::fs::read_to_string(&pid_file)
+        .expect("daemon pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    let alive = processes()
+        .iter()
+        .any(|p| p.pid == daemon && p.state != 'Z');
+    // Never leave it behind, whatever the outcome.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), Signal::SIGKILL);
+    assert_eq!(code, 0);
+    assert!(!alive, "the daemon (pid {daemon}) outlived the wrapper");
+    let record = api.lease("daemon").expect("lease");
+    assert_eq!(record.holder, None, "released after the daemon was gone");
+}
+
+/// Guards DESIGN §4 "forward every catchable signal": the real-time signals too.
+#[test]
+fn forwards_real_time_signals() {
+    let api = ApiServer::start();
+    let scratch = Scratch::new("fwd-rt");
+    let file = scratch.path("received");
+    let script = recorder(&scratch, &file, &["RTMIN+1", "RTMAX", "TERM"]);
+    let mut w = api
+        .launch(&scratch, "fwd-rt")
+        .args(["--pool", "fwd-rt", "--identity", "fwd-rt"])
+        .args(FAST)
+        .arg_path(&script)
+        .spawn();
+    let read = || std::fs::read_to_string(&file).unwrap_or_default();
+    eventually("the child to start", || read().contains("READY"));
+    for name in ["RTMIN+1", "RTMAX"] {
+        // bash's kill names the real-time signals as the child's bash does.
+        let sent = std::process::Command::new("bash")
+            .args(["-c", &format!("kill -s {name} {}", w.pid)])
+            .status()
+            .expect("run bash kill");
+        assert!(sent.success(), "send {name}");
+        eventually(&format!("the child to receive {name}"), || {
+            read().lines().any(|l| l == name)
+        });
+    }
+    w.signal(Signal::SIGTERM);
+    assert_eq!(w.exit_code(), 0, "{}", w.stderr());
+}

@@ -245,3 +245,110 @@ async fn unauthorized_client_gets_forbidden_without_retrying_forever() {
         "{result:?}"
     );
 }
+
+/// Guards DESIGN §3.3 without a controller: a follower that saw term N and then sees the Lease
+/// deleted recreates it above N, so that the fencing token never goes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_lease_is_recreated_above_the_last_term_seen() {
+    let server = server().await;
+    let api: Api<Lease> = Api::namespaced(server.client().expect("client"), "default");
+    let t = timing(15, 10, 2000);
+    let mut a = spawn(&server, "deleted", "pod-a", t);
+    let first = a.leading().await.expect("a leads");
+    let b = spawn(&server, "deleted", "pod-b", t);
+    let mut sb = b.state();
+    wait_for(
+        &mut sb,
+        "b to follow a",
+        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
+    )
+    .await;
+    // Raise the term the way a handover history would, so that a restart from 1 is visible.
+    let mut current = api.get("deleted").await.expect("get lease");
+    current
+        .spec
+        .get_or_insert_with(LeaseSpec::default)
+        .lease_transitions = Some(i32::try_from(first + 6).expect("small term"));
+    api.replace("deleted", &PostParams::default(), &current)
+        .await
+        .expect("raise the term");
+    let raised = first + 6;
+    // a keeps holding (same holder and session); b sees the raised term through its watch.
+    tokio::time::timeout(EVENTUALLY, async {
+        loop {
+            let record = lease(&server, "deleted").await;
+            if record.term == raised && record.holder.as_deref() == Some("pod-a") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("raised term stays");
+    // Let b's watch deliver the raised record before the deletion.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    api.delete("deleted", &Default::default())
+        .await
+        .expect("delete the lease");
+    let leading = wait_for(&mut sb, "b to lead the recreated lease", is_leading).await;
+    assert!(
+        term(&leading) > raised,
+        "recreated at term {} after term {raised} was seen",
+        term(&leading)
+    );
+    drop(a);
+}
+
+/// Guards DESIGN §3.3 across `--rejoin`: a new elector started with the term its process last
+/// led under creates a missing Lease above that term, even with no `LeaderPolicy` to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elector_started_above_a_term_never_goes_below_it() {
+    let server = server().await;
+    let t = timing(15, 10, 2000);
+    let mut a = zen_lead::lease::Elector::spawn_above(
+        client(&server, "pod-a"),
+        config("floor", "pod-a", t),
+        9,
+    );
+    assert_eq!(a.leading().await.expect("a leads"), 10);
+    assert_eq!(lease(&server, "floor").await.term, 10);
+}
+
+/// Guards the one-line refusal of an unmanaged Lease: its holder is not "another replica", so
+/// the elector never publishes `Following` it (a wrapper would log that it waits for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmanaged_held_lease_is_never_reported_as_followed() {
+    let server = server().await;
+    let api: Api<Lease> = Api::namespaced(server.client().expect("client"), "default");
+    let foreign = Lease {
+        metadata: ObjectMeta {
+            name: Some("foreign-held".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some("someone-else".into()),
+            lease_duration_seconds: Some(15),
+            ..LeaseSpec::default()
+        }),
+    };
+    api.create(&PostParams::default(), &foreign)
+        .await
+        .expect("create foreign lease");
+    let mut a = spawn(&server, "foreign-held", "pod-a", timing(15, 10, 2000));
+    let states = record_states(a.state());
+    let result = tokio::time::timeout(EVENTUALLY, a.leading())
+        .await
+        .expect("elector answers");
+    assert!(
+        matches!(result, Err(LeaseError::Unmanaged { .. })),
+        "{result:?}"
+    );
+    drop(a);
+    let states = states.await.expect("states");
+    assert!(
+        !states
+            .iter()
+            .any(|(_, s)| matches!(s, LeaderState::Following { .. })),
+        "{states:?}"
+    );
+}

@@ -1,15 +1,15 @@
 //! Logging to stderr: the level from `RUST_LOG`, text or JSON.
 //!
-//! Without `RUST_LOG`, the wrapper logs at `info` and the Lease library only at `error`: the
-//! library's warnings (a 403, an unmanaged lease, a lost lease) come back to the supervisor as
-//! errors or state, which reports each once, as the one line a person reads.
+//! Without `RUST_LOG`, everything logs at `info`. The Lease library logs what it returns (a 403,
+//! an unmanaged lease, a lost lease) only at debug: the supervisor gets it back as an error or a
+//! state and reports it once, as the one line a person reads.
 
 use tracing_subscriber::EnvFilter;
 
 use super::config::LogFormat;
 
 /// The filter used when `RUST_LOG` is unset.
-pub const DEFAULT_FILTER: &str = "info,zen_lead::lease=error";
+pub const DEFAULT_FILTER: &str = "info";
 
 /// Installs the global subscriber. A second call is a no-op.
 pub fn init(format: LogFormat) {

@@ -1,5 +1,6 @@
-//! The one `unsafe` block of the wrapper: restoring signal state in the forked child before
-//! `exec` (tini does the same), so the command starts as if the wrapper were not there.
+//! The wrapper's `unsafe` code: restoring signal state in the forked child before `exec` (tini
+//! does the same), so the command starts as if the wrapper were not there; and [`kill_raw`], for
+//! the real-time signals nix's `Signal` cannot name.
 #![allow(unsafe_code)]
 
 use std::os::unix::process::CommandExt;
@@ -78,6 +79,14 @@ pub fn prepare(command: &mut Command, inherited: InheritedSignals) {
             Ok(())
         });
     }
+}
+
+/// kill(2) with a raw signal number (a real-time signal): `pid` as kill(2) takes it (negative for
+/// a process group).
+pub fn kill_raw(pid: i32, number: i32) -> nix::Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; errno is read right
+    // after the call by `Errno::result`.
+    nix::errno::Errno::result(unsafe { libc::kill(pid, number) }).map(drop)
 }
 
 #[cfg(test)]

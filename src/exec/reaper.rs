@@ -4,7 +4,10 @@
 use std::process::Child;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use std::time::Duration;
+
 use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -82,5 +85,121 @@ impl Reaper {
             }
         }
         main_status
+    }
+}
+
+/// Longest wait for leftover descendants to die after SIGKILL (a process in uninterruptible
+/// sleep dies only when it wakes).
+const LEFTOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// One process as `/proc/PID/stat` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Proc {
+    pid: i32,
+    ppid: i32,
+    state: char,
+}
+
+/// Every process in `/proc`, numbered as that `/proc` numbers them.
+fn processes() -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name may contain spaces and parentheses: fields follow the last ')'.
+            let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();
+            let state = fields.next()?.chars().next()?;
+            let ppid = fields.next()?.parse().ok()?;
+            Some(Proc { pid, ppid, state })
+        })
+        .collect()
+}
+
+/// The descendants of `root` that still run: zombies and dead entries run nothing, but their
+/// children (re-parented soon) still count.
+fn live_descendants(procs: &[Proc], root: i32) -> Vec<i32> {
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(procs.iter().filter(|p| p.ppid == parent).map(|p| p.pid));
+        i += 1;
+    }
+    let running = |pid: &i32| {
+        procs
+            .iter()
+            .any(|p| p.pid == *pid && !matches!(p.state, 'Z' | 'X' | 'x'))
+    };
+    found.into_iter().skip(1).filter(running).collect()
+}
+
+/// SIGKILLs every process the child left behind (daemons that left its process group included,
+/// since orphans re-parent to this PID 1 or subreaper) and waits, up to a bound, until none
+/// runs: nothing started under the lease may outlive it. Returns whether any was left.
+pub async fn kill_leftovers() -> bool {
+    let until = std::time::Instant::now() + LEFTOVER_WAIT;
+    let me = nix::unistd::getpid();
+    let mut killed = false;
+    // Pids in `/proc` are those of the namespace that mounted it; when that is not ours they
+    // cannot be signalled safely.
+    let proc_self = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse::<i32>().ok());
+    if proc_self != Some(me.as_raw()) {
+        if me.as_raw() != 1 {
+            tracing::debug!(
+                "/proc is not of this PID namespace; leftover descendants not searched"
+            );
+            return false;
+        }
+        // The init of a PID namespace without its own /proc: kill(-1) reaches every other
+        // process in it. It succeeds while any is left, zombies included, until reaped.
+        while kill(Pid::from_raw(-1), Signal::SIGKILL).is_ok() && std::time::Instant::now() < until
+        {
+            killed = true;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        return killed;
+    }
+    // Descendants only: a process that entered the namespace from outside (`kubectl exec`) is
+    // not the child's and is left alone.
+    loop {
+        let left = live_descendants(&processes(), me.as_raw());
+        if left.is_empty() || std::time::Instant::now() >= until {
+            return killed;
+        }
+        for pid in left {
+            killed |= kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pid: i32, ppid: i32, state: char) -> Proc {
+        Proc { pid, ppid, state }
+    }
+
+    #[test]
+    fn leftovers_are_live_descendants_at_any_depth_only() {
+        let procs = [
+            p(1, 0, 'S'),
+            p(10, 1, 'S'), // us
+            p(11, 10, 'S'),
+            p(12, 11, 'R'),
+            p(13, 10, 'Z'), // a zombie: runs nothing
+            p(14, 13, 'S'), // but its child does
+            p(20, 1, 'S'),  // not ours
+            p(21, 20, 'S'),
+        ];
+        let mut found = live_descendants(&procs, 10);
+        found.sort_unstable();
+        assert_eq!(found, vec![11, 12, 14]);
+        assert!(live_descendants(&procs, 21).is_empty());
     }
 }

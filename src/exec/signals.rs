@@ -19,6 +19,8 @@ pub enum Event {
     Signal(Signal),
     /// The main child exited.
     ChildExited(WaitStatus),
+    /// A real-time signal (`SIGRTMIN..=SIGRTMAX`, which [`Signal`] cannot name), to forward.
+    RealTime(i32),
 }
 
 /// Signals the wrapper cannot or must not take over from the kernel: SIGKILL and SIGSTOP cannot
@@ -61,6 +63,7 @@ pub fn install(reaper: Arc<Reaper>) -> Result<mpsc::UnboundedReceiver<Event>, Si
     let numbers: Vec<i32> = forwarded()
         .chain(std::iter::once(Signal::SIGCHLD))
         .map(|s| s as i32)
+        .chain(real_time())
         .collect();
     let mut signals = Signals::new(&numbers).map_err(SignalsError::Register)?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -72,6 +75,9 @@ pub fn install(reaper: Arc<Reaper>) -> Result<mpsc::UnboundedReceiver<Event>, Si
             }
             for number in signals.forever() {
                 let Ok(signal) = Signal::try_from(number) else {
+                    if tx.send(Event::RealTime(number)).is_err() {
+                        break;
+                    }
                     continue;
                 };
                 if signal == Signal::SIGCHLD {
@@ -100,6 +106,27 @@ pub fn forward(child: Pid, signal: Signal, group: bool) {
         Err(nix::errno::Errno::ESRCH) => {}
         Err(error) => {
             tracing::warn!(?signal, pid = child.as_raw(), %error, "cannot forward signal")
+        }
+    }
+}
+
+/// The real-time signal numbers this libc leaves to applications; all are forwarded too.
+pub fn real_time() -> std::ops::RangeInclusive<i32> {
+    nix::libc::SIGRTMIN()..=nix::libc::SIGRTMAX()
+}
+
+/// [`forward`] for a real-time signal number.
+pub fn forward_real_time(child: Pid, number: i32, group: bool) {
+    let target = if group {
+        -child.as_raw()
+    } else {
+        child.as_raw()
+    };
+    match super::pre_exec::kill_raw(target, number) {
+        Ok(()) => tracing::debug!(number, pid = child.as_raw(), group, "forwarded signal"),
+        Err(nix::errno::Errno::ESRCH) => {}
+        Err(error) => {
+            tracing::warn!(number, pid = child.as_raw(), %error, "cannot forward signal")
         }
     }
 }

@@ -130,6 +130,7 @@ pub fn run(config: Config) -> Result<u8, ExecError> {
         inherited,
         reaper,
         events,
+        terminating: None,
     };
     runtime.block_on(supervisor.run())
 }
@@ -139,6 +140,9 @@ struct Supervisor {
     inherited: InheritedSignals,
     reaper: Arc<Reaper>,
     events: mpsc::UnboundedReceiver<Event>,
+    /// A termination signal forwarded to the child: the wrapper was told to end, so a lost
+    /// lease must not lead to `--rejoin`.
+    terminating: Option<Signal>,
 }
 
 /// How a campaign ended.
@@ -176,8 +180,10 @@ impl Supervisor {
             min_hold: self.config.min_hold,
         };
         tracing::debug!(pool = %election.pool, %namespace, identity = %election.candidate.identity, ?timing, "campaigning");
+        // The term this process last led under: a rejoin never goes below it (DESIGN §3.3).
+        let mut led_term = 0;
         loop {
-            let mut elector = Elector::spawn(client.clone(), election.clone());
+            let mut elector = Elector::spawn_above(client.clone(), election.clone(), led_term);
             let term = match self.campaign(&mut elector, &client, &election).await {
                 Ok(Campaign::Leading(term)) => term,
                 Ok(Campaign::Skipped { holder }) => {
@@ -204,6 +210,17 @@ impl Supervisor {
                 }
                 Mode::Run(command) => command.clone(),
             };
+            // `leading()` answers as soon as a Leading state was published; by now the deadline
+            // in it may have passed (a late response, a pause). Never start work on it.
+            let state = elector.state().borrow().clone();
+            let Some((term, deadline)) = term_to_start(&state, BootInstant::now()) else {
+                tracing::warn!(pool = %election.pool, ?state, "lease lost before the child started");
+                self.release(elector, &election).await;
+                if !self.config.rejoin {
+                    return Ok(exit_code::LEASE_LOST);
+                }
+                continue;
+            };
             let env = LeaseEnv {
                 pool: election.pool.clone(),
                 namespace: namespace.clone(),
@@ -217,10 +234,15 @@ impl Supervisor {
                     return Err(error.into());
                 }
             };
+            led_term = led_term.max(term);
             tracing::info!(pid = pid.as_raw(), term, "child started");
-            let outcome = self.lead(&elector, pid).await;
-            // Whatever ended the term, no descendant of the child may outlive it.
+            let outcome = self.lead(&elector, pid, deadline).await;
+            // Whatever ended the term, no descendant of the child may outlive it, not even one
+            // that left its process group: all are gone before the lease is released.
             signals::kill_group(pid);
+            if super::reaper::kill_leftovers().await {
+                tracing::info!("killed processes the child left behind");
+            }
             match outcome? {
                 Term::ChildExited(status) => {
                     let code = exit_code::from_wait_status(status);
@@ -230,7 +252,7 @@ impl Supervisor {
                 }
                 Term::Lost => {
                     self.release(elector, &election).await;
-                    if !self.config.rejoin {
+                    if !self.config.rejoin || self.terminating.is_some() {
                         return Ok(exit_code::LEASE_LOST);
                     }
                     tracing::info!(pool = %election.pool, "rejoining");
@@ -325,13 +347,20 @@ impl Supervisor {
         }
     }
 
-    /// Supervises the child while leading. Returns once the child is dead.
-    async fn lead(&mut self, elector: &Elector, pid: Pid) -> Result<Term, ExecError> {
+    /// Supervises the child, started under the lease that ends at `deadline` unless renewed.
+    /// Returns once the child is dead.
+    async fn lead(
+        &mut self,
+        elector: &Elector,
+        pid: Pid,
+        deadline: BootInstant,
+    ) -> Result<Term, ExecError> {
         let mut state = elector.state();
         let mut deadline = match *state.borrow_and_update() {
-            LeaderState::Leading { deadline, .. } => deadline,
-            // Already not leading: stop at once.
-            _ => BootInstant::now(),
+            LeaderState::Leading { deadline: next, .. } => next,
+            // Already not leading: stop at once, killing by the deadline the child started
+            // under plus the grace, never later.
+            _ => return self.stop_child(pid, deadline).await,
         };
         let group = self.config.signal_group;
         loop {
@@ -346,9 +375,11 @@ impl Supervisor {
                     Some(Event::Signal(signal)) => {
                         signals::forward(pid, signal, group);
                         if signals::is_termination(signal) {
+                            self.terminating = Some(signal);
                             tracing::info!(?signal, "forwarded; keeping the lease until the child exits");
                         }
                     }
+                    Some(Event::RealTime(number)) => signals::forward_real_time(pid, number, group),
                     None => return Err(ExecError::SignalThreadGone),
                 },
                 changed = state.changed() => {
@@ -396,7 +427,13 @@ impl Supervisor {
                         tracing::info!(code = exit_code::from_wait_status(status), "child stopped");
                         return Ok(Term::Lost);
                     }
-                    Some(Event::Signal(signal)) => signals::forward(pid, signal, group),
+                    Some(Event::Signal(signal)) => {
+                        signals::forward(pid, signal, group);
+                        if signals::is_termination(signal) {
+                            self.terminating = Some(signal);
+                        }
+                    }
+                    Some(Event::RealTime(number)) => signals::forward_real_time(pid, number, group),
                     None => return Err(ExecError::SignalThreadGone),
                 },
                 () = tokio::time::sleep(tick) => {}
@@ -407,7 +444,10 @@ impl Supervisor {
     /// Releases (or, when not leading, just stops) the elector. Failures are logged: the work
     /// has stopped, and an unreleased lease only delays the successor until it expires.
     async fn release(&self, elector: Elector, election: &ElectionConfig) {
-        let limit = election.min_hold.unwrap_or_default() + RELEASE_TIMEOUT;
+        let limit = election
+            .min_hold
+            .unwrap_or_default()
+            .saturating_add(RELEASE_TIMEOUT);
         match tokio::time::timeout(limit, elector.release()).await {
             Ok(Ok(())) => tracing::debug!(pool = %election.pool, "released"),
             Ok(Err(error)) => {
@@ -417,5 +457,41 @@ impl Supervisor {
                 tracing::warn!(pool = %election.pool, "release timed out; the lease will expire")
             }
         }
+    }
+}
+
+/// The term and deadline to start the child under, if `state` still leads at `now`.
+fn term_to_start(state: &LeaderState, now: BootInstant) -> Option<(u64, BootInstant)> {
+    match *state {
+        LeaderState::Leading { term, deadline } if now < deadline => Some((term, deadline)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> BootInstant {
+        BootInstant::from_since_boot(Duration::from_secs(1000 + secs))
+    }
+
+    #[test]
+    fn child_is_never_started_on_a_leading_state_past_its_deadline() {
+        let leading = LeaderState::Leading {
+            term: 3,
+            deadline: at(10),
+        };
+        assert_eq!(term_to_start(&leading, at(9)), Some((3, at(10))));
+        assert_eq!(term_to_start(&leading, at(10)), None);
+        assert_eq!(term_to_start(&leading, at(500)), None);
+        let lost = LeaderState::Lost {
+            reason: LostReason::RenewDeadline,
+        };
+        assert_eq!(term_to_start(&lost, at(0)), None);
+        let following = LeaderState::Following {
+            holder: Some("pod-b".into()),
+        };
+        assert_eq!(term_to_start(&following, at(0)), None);
     }
 }

@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{Instrument, debug, warn};
+use tracing::{Instrument, debug};
 
 use super::decision::{Decision, Input, Leadership, decide};
 use super::record::{self, Holder, LeaseRecord, RecordKey};
@@ -356,6 +356,11 @@ impl Driver {
             }
         }
         let record = lease.as_ref().map(LeaseRecord::from_lease);
+        if let Some(record) = &record {
+            // §3.3: without a controller's high-water mark, the highest term we saw is still a
+            // floor for a Lease that is deleted and recreated.
+            self.high_water = self.high_water.max(Some(record.term));
+        }
         let key = record.as_ref().map(LeaseRecord::key);
         if key != self.key || self.record.is_none() != record.is_none() {
             // §3.2: a changed record restarts the local expiry timer.
@@ -370,7 +375,9 @@ impl Driver {
         );
         self.record = record;
         self.observed = lease;
-        if self.leading.is_none() {
+        // An unmanaged Lease is a conflict (decided next), not a holder to follow.
+        let managed = self.record.as_ref().is_none_or(|r| r.managed);
+        if self.leading.is_none() && managed {
             let holder = self.record.as_ref().and_then(|r| r.holder.clone());
             self.state.send_if_modified(|state| {
                 let next = LeaderState::Following { holder };
@@ -543,7 +550,8 @@ impl Driver {
 
     fn lost(&mut self, reason: LostReason) {
         if self.leading.take().is_some() {
-            warn!(?reason, "lost the lease");
+            // Published as `Lost`: the consumer reports it.
+            debug!(?reason, "lost the lease");
             let _ = self.state.send(LeaderState::Lost { reason });
         }
     }
@@ -628,7 +636,7 @@ impl Driver {
             })
             .await?;
         if !written {
-            warn!("could not release the lease before the deadline; it expires on its own");
+            debug!("could not release the lease before the deadline; it expires on its own");
         }
         self.leading = None;
         let holder = self.record.as_ref().and_then(|r| r.holder.clone());
@@ -682,11 +690,9 @@ impl Driver {
         // Stop the observer whichever way we leave.
         let _observer = AbortOnDrop(observer);
         let result = self.campaign(&mut rx, &mut commands).await;
-        if let Err(error @ LeaseError::Forbidden { .. }) = &result {
-            // Someone must fix RBAC or credentials: worth a warning (STYLE: warn is actionable).
-            warn!(%error, "elector stopped: grant the zen-lead-workload role to this identity");
-        }
-        if result.is_err() {
+        if let Err(error) = &result {
+            // Returned to the caller, who reports it (STYLE: libraries log at debug).
+            debug!(%error, "elector stopped");
             // A holder that cannot go on must stop its work now rather than at the deadline.
             self.lost(LostReason::RenewDeadline);
         }
@@ -747,7 +753,7 @@ impl Driver {
                     self.lost(LostReason::Superseded {
                         holder: holder.unwrap_or_default(),
                     });
-                    warn!("the pool's lease exists but is not managed by zen-lead");
+                    debug!("the pool's lease exists but is not managed by zen-lead");
                     return Err(LeaseError::Unmanaged {
                         pool: self.config.pool.clone(),
                         namespace: self.config.namespace.clone(),
@@ -832,6 +838,7 @@ pub(crate) fn spawn(
     config: ElectionConfig,
     state: watch::Sender<LeaderState>,
     commands: mpsc::Receiver<Command>,
+    term_floor: u64,
 ) -> tokio::task::JoinHandle<Result<(), LeaseError>> {
     let span = tracing::debug_span!(
         "elector",
@@ -839,7 +846,8 @@ pub(crate) fn spawn(
         namespace = %config.namespace,
         identity = %config.candidate.identity,
     );
-    let driver = Driver::new(client, config, state);
+    let mut driver = Driver::new(client, config, state);
+    driver.high_water = (term_floor > 0).then_some(term_floor);
     tokio::spawn(driver.run(commands).instrument(span))
 }
 

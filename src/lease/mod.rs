@@ -167,11 +167,19 @@ impl Elector {
     /// allowed, renews while leading, and publishes the state. Must be called within a Tokio
     /// runtime; dropping the handle stops the task without releasing.
     pub fn spawn(client: kube::Client, config: ElectionConfig) -> Self {
+        Self::spawn_above(client, config, 0)
+    }
+
+    /// Like [`Elector::spawn`], for a process that already led the pool under `term` (e.g.
+    /// `--rejoin`): a Lease it creates or acquires gets a term above `term`, even if the Lease
+    /// was deleted and no `LeaderPolicy` high-water mark is readable (DESIGN §3.3). A controller
+    /// handover keeps the controller's term.
+    pub fn spawn_above(client: kube::Client, config: ElectionConfig, term: u64) -> Self {
         let (state_tx, state) = watch::channel(LeaderState::Starting);
         let (commands, commands_rx) = mpsc::channel(1);
         let pool = config.pool.clone();
         let namespace = config.namespace.clone();
-        let task = driver::spawn(client, config, state_tx, commands_rx);
+        let task = driver::spawn(client, config, state_tx, commands_rx, term);
         Self {
             state,
             commands,

@@ -143,35 +143,25 @@ pub fn serve(
         .mutate(&ty.key(), &info.namespace, &info.name, |current| {
             let current = current.ok_or_else(not_found)?;
             let view = to_scale(current, &paths);
+            // Patches apply to the Scale view, so they are judged as autoscaling/v1 Scale.
+            let target = Target {
+                group: "autoscaling",
+                kind: "Scale",
+                resource: &ty.plural,
+                name: &info.name,
+                is_custom: false,
+            };
             let scale: Value = match patch_type {
                 None => serde_json::from_slice(call.body)
                     .map_err(|e| ApiError::bad_request(format!("decoding Scale: {e}")))?,
-                Some(PatchType::Apply) => {
-                    let target = Target {
-                        group: "autoscaling",
-                        kind: "Scale",
-                        resource: &ty.plural,
-                        name: &info.name,
-                        is_custom: false,
-                    };
-                    patch::server_side_apply(
-                        &target,
-                        Some(&view),
-                        call.body,
-                        &manager,
-                        crate::router::flag(query, "force"),
-                    )?
-                }
-                Some(pt) => {
-                    let target = Target {
-                        group: "autoscaling",
-                        kind: "Scale",
-                        resource: &ty.plural,
-                        name: &info.name,
-                        is_custom: false,
-                    };
-                    patch::patch(pt, &target, &view, call.body)?
-                }
+                Some(PatchType::Apply) => patch::server_side_apply(
+                    &target,
+                    Some(&view),
+                    call.body,
+                    &manager,
+                    crate::router::flag(query, "force"),
+                )?,
+                Some(pt) => patch::patch(pt, &target, &view, call.body)?,
             };
             if let Some(rv) = meta_str(&scale, "resourceVersion").filter(|r| !r.is_empty())
                 && Some(rv) != meta_str(current, "resourceVersion")

@@ -1,15 +1,20 @@
 //! The unmodified kube client against the testkit server, over real HTTP.
 
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::core::Status;
 use kube::runtime::watcher;
 use kube::{Api, Client};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use zen_lead_testkit::TestServer;
 
@@ -27,13 +32,82 @@ fn lease(name: &str) -> Lease {
         .expect("lease")
 }
 
-fn api_code(err: kube::Error) -> u16 {
+/// Creates the ConfigMap `name` and a ConfigMap `<name>-dep` that it owns, for garbage collection.
+async fn create_owner_and_dependent(cms: &Api<ConfigMap>, name: &str) {
+    let owner = cms
+        .create(&PostParams::default(), &cm(name, json!({})))
+        .await
+        .expect("owner");
+    let uid = owner.metadata.uid.expect("uid");
+    let dependent: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": format!("{name}-dep"),
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": uid}]}}))
+        .expect("dep");
+    cms.create(&PostParams::default(), &dependent)
+        .await
+        .expect("dependent");
+}
+
+/// The Status a failed call carried; any other kind of error fails the test.
+fn api_status(err: kube::Error) -> Box<Status> {
     match err {
-        kube::Error::Api(s) => s.code,
+        kube::Error::Api(s) => s,
         other => panic!("expected an API error, got {other:?}"),
     }
 }
 
+/// The HTTP code of an API error.
+fn api_code(err: kube::Error) -> u16 {
+    api_status(err).code
+}
+
+/// The HTTP code of a call that must fail with an API error.
+async fn failed_code<T: Debug>(call: impl Future<Output = kube::Result<T>>, what: &str) -> u16 {
+    api_code(call.await.expect_err(what))
+}
+
+/// Creates `obj` with default parameters.
+async fn create<K>(api: &Api<K>, obj: &K) -> K
+where
+    K: Clone + DeserializeOwned + Serialize + Debug,
+{
+    api.create(&PostParams::default(), obj)
+        .await
+        .expect("create")
+}
+
+/// The resourceVersion of a fresh list: a watch from it misses nothing written afterwards.
+async fn list_rv<K>(api: &Api<K>) -> String
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    api.list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv")
+}
+
+/// A watch from `rv`, boxed so the test can poll it.
+async fn watch_from<K>(api: &Api<K>, params: &WatchParams, rv: &str) -> EventStream<K>
+where
+    K: Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    api.watch(params, rv).await.expect("watch").boxed()
+}
+
+type EventStream<K> = BoxStream<'static, kube::Result<WatchEvent<K>>>;
+
+/// The next watch event, or None when the server ends the stream.
+async fn next_event<K>(stream: &mut EventStream<K>) -> Option<WatchEvent<K>> {
+    tokio::time::timeout(WAIT, stream.try_next())
+        .await
+        .expect("event")
+        .expect("ok")
+}
+
+/// Polls `f` until it holds, failing the test after WAIT.
 async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
@@ -53,10 +127,7 @@ where
 async fn crud_with_real_status_errors() {
     let server = TestServer::start().await.expect("server");
     let leases: Api<Lease> = Api::default_namespaced(server.client().expect("client"));
-    let created = leases
-        .create(&PostParams::default(), &lease("l1"))
-        .await
-        .expect("create");
+    let created = create(&leases, &lease("l1")).await;
     assert!(created.metadata.uid.is_some());
     assert!(created.metadata.creation_timestamp.is_some());
     let rv1: u64 = created
@@ -67,18 +138,10 @@ async fn crud_with_real_status_errors() {
         .parse()
         .expect("numeric rv");
     assert_eq!(
-        api_code(
-            leases
-                .create(&PostParams::default(), &lease("l1"))
-                .await
-                .expect_err("dup")
-        ),
+        failed_code(leases.create(&PostParams::default(), &lease("l1")), "dup").await,
         409
     );
-    assert_eq!(
-        api_code(leases.get("nope").await.expect_err("missing")),
-        404
-    );
+    assert_eq!(failed_code(leases.get("nope"), "missing").await, 404);
 
     let mut l = leases.get("l1").await.expect("get");
     l.spec.as_mut().expect("spec").holder_identity = Some("b".into());
@@ -99,17 +162,13 @@ async fn crud_with_real_status_errors() {
         .replace("l1", &PostParams::default(), &l)
         .await
         .expect_err("stale");
-    match err {
-        kube::Error::Api(s) => {
-            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
-            assert!(
-                s.message.contains("the object has been modified"),
-                "{}",
-                s.message
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let s = api_status(err);
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    assert!(
+        s.message.contains("the object has been modified"),
+        "{}",
+        s.message
+    );
     // Leases refuse unconditional updates.
     let mut unconditional = replaced.clone();
     unconditional.metadata.resource_version = None;
@@ -117,19 +176,15 @@ async fn crud_with_real_status_errors() {
         .replace("l1", &PostParams::default(), &unconditional)
         .await
         .expect_err("no rv");
-    match err {
-        kube::Error::Api(s) => {
-            assert_eq!(s.code, 422);
-            assert!(
-                s.message.contains(
-                    "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
-                ),
-                "{}",
-                s.message
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let s = api_status(err);
+    assert_eq!(s.code, 422);
+    assert!(
+        s.message.contains(
+            "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+        ),
+        "{}",
+        s.message
+    );
 
     let list = leases.list(&ListParams::default()).await.expect("list");
     assert_eq!(list.items.len(), 1);
@@ -150,26 +205,16 @@ async fn crud_with_real_status_errors() {
         .delete("l1", &DeleteParams::default())
         .await
         .expect("delete");
-    assert_eq!(api_code(leases.get("l1").await.expect_err("gone")), 404);
+    assert_eq!(failed_code(leases.get("l1"), "gone").await, 404);
     assert_eq!(
-        api_code(
-            leases
-                .delete("l1", &DeleteParams::default())
-                .await
-                .expect_err("twice")
-        ),
+        failed_code(leases.delete("l1", &DeleteParams::default()), "twice").await,
         404
     );
 
     // A namespaced create in a missing namespace is a NotFound for the namespace.
     let other: Api<Lease> = Api::namespaced(server.client().expect("client"), "missing");
     assert_eq!(
-        api_code(
-            other
-                .create(&PostParams::default(), &lease("x"))
-                .await
-                .expect_err("ns")
-        ),
+        failed_code(other.create(&PostParams::default(), &lease("x")), "ns").await,
         404
     );
 }
@@ -179,10 +224,7 @@ async fn conditional_update_race_has_one_winner_per_round() {
     let server = TestServer::start().await.expect("server");
     let client = server.client().expect("client");
     let leases: Api<Lease> = Api::default_namespaced(client.clone());
-    leases
-        .create(&PostParams::default(), &lease("race"))
-        .await
-        .expect("create");
+    create(&leases, &lease("race")).await;
     for round in 0..5 {
         let current = leases.get("race").await.expect("get");
         let writers = 8;
@@ -215,12 +257,11 @@ async fn selectors_and_pagination() {
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
     for i in 0..7 {
         let tier = if i % 2 == 0 { "even" } else { "odd" };
-        cms.create(
-            &PostParams::default(),
+        create(
+            &cms,
             &cm(&format!("c{i}"), json!({"tier": tier, "app": "x"})),
         )
-        .await
-        .expect("create");
+        .await;
     }
     let even = cms
         .list(&ListParams::default().labels("tier=even"))
@@ -264,19 +305,15 @@ async fn selectors_and_pagination() {
 async fn raw_watch_streams_events_with_selector_transitions() {
     let server = TestServer::start().await.expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    let list = cms.list(&ListParams::default()).await.expect("list");
-    let rv = list.metadata.resource_version.expect("rv");
-    let mut stream = cms
-        .watch(&WatchParams::default().labels("app=web").timeout(30), &rv)
-        .await
-        .expect("watch")
-        .boxed();
-    cms.create(&PostParams::default(), &cm("a", json!({"app": "web"})))
-        .await
-        .expect("create");
-    cms.create(&PostParams::default(), &cm("b", json!({"app": "db"})))
-        .await
-        .expect("create");
+    let rv = list_rv(&cms).await;
+    let mut stream = watch_from(
+        &cms,
+        &WatchParams::default().labels("app=web").timeout(30),
+        &rv,
+    )
+    .await;
+    create(&cms, &cm("a", json!({"app": "web"}))).await;
+    create(&cms, &cm("b", json!({"app": "db"}))).await;
     let mut a = cms.get("a").await.expect("get");
     a.metadata.labels = Some([("app".to_string(), "gone".to_string())].into());
     cms.replace("a", &PostParams::default(), &a)
@@ -284,11 +321,7 @@ async fn raw_watch_streams_events_with_selector_transitions() {
         .expect("relabel");
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
-        let ev = tokio::time::timeout(WAIT, stream.try_next())
-            .await
-            .expect("event")
-            .expect("ok")
-            .expect("open");
+        let ev = next_event(&mut stream).await.expect("open");
         match ev {
             WatchEvent::Added(c) => kinds.push(format!("ADDED {}", c.metadata.name.expect("n"))),
             WatchEvent::Modified(c) => {
@@ -339,10 +372,7 @@ async fn watcher_resumes_after_timeout_and_relists_after_gone() {
         }
     });
     let writer: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    writer
-        .create(&PostParams::default(), &cm("before", json!({})))
-        .await
-        .expect("create");
+    create(&writer, &cm("before", json!({}))).await;
     eventually("the first object", || async {
         seen.lock().expect("lock").contains("before")
     })
@@ -353,10 +383,7 @@ async fn watcher_resumes_after_timeout_and_relists_after_gone() {
     })
     .await;
     let lists_before = server.accounting().count(ua, "list");
-    writer
-        .create(&PostParams::default(), &cm("after-timeout", json!({})))
-        .await
-        .expect("create");
+    create(&writer, &cm("after-timeout", json!({}))).await;
     eventually("the object after timeouts", || async {
         seen.lock().expect("lock").contains("after-timeout")
     })
@@ -374,10 +401,7 @@ async fn watcher_resumes_after_timeout_and_relists_after_gone() {
         server.accounting().count(ua, "list") > lists_before
     })
     .await;
-    writer
-        .create(&PostParams::default(), &cm("after-gone", json!({})))
-        .await
-        .expect("create");
+    create(&writer, &cm("after-gone", json!({}))).await;
     eventually("the object after re-list", || async {
         seen.lock().expect("lock").contains("after-gone")
     })
@@ -390,27 +414,11 @@ async fn watcher_resumes_after_timeout_and_relists_after_gone() {
 async fn watch_from_compacted_version_is_gone() {
     let server = TestServer::start().await.expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    let rv = cms
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
-    cms.create(&PostParams::default(), &cm("x", json!({})))
-        .await
-        .expect("create");
+    let rv = list_rv(&cms).await;
+    create(&cms, &cm("x", json!({}))).await;
     server.faults().compact();
-    let mut stream = cms
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .expect("watch")
-        .boxed();
-    match tokio::time::timeout(WAIT, stream.try_next())
-        .await
-        .expect("event")
-        .expect("ok")
-    {
+    let mut stream = watch_from(&cms, &WatchParams::default(), &rv).await;
+    match next_event(&mut stream).await {
         Some(WatchEvent::Error(e)) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
         other => panic!("expected a 410 ERROR event, got {other:?}"),
     }
@@ -427,10 +435,7 @@ async fn status_subresource_and_generation() {
         "status": {"replicas": 5}
     }))
     .expect("deployment");
-    let created = deploys
-        .create(&PostParams::default(), &d)
-        .await
-        .expect("create");
+    let created = create(&deploys, &d).await;
     assert!(created.status.is_none(), "status is dropped on create");
     assert_eq!(created.metadata.generation, Some(1));
 
@@ -477,9 +482,7 @@ async fn finalizers_hold_deletion_until_removed() {
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
     let mut c = cm("f", json!({}));
     c.metadata.finalizers = Some(vec!["example.com/hold".into()]);
-    cms.create(&PostParams::default(), &c)
-        .await
-        .expect("create");
+    create(&cms, &c).await;
     cms.delete("f", &DeleteParams::default())
         .await
         .expect("delete");
@@ -490,7 +493,7 @@ async fn finalizers_hold_deletion_until_removed() {
     cms.replace("f", &PostParams::default(), &released)
         .await
         .expect("remove finalizer");
-    assert_eq!(api_code(cms.get("f").await.expect_err("gone")), 404);
+    assert_eq!(failed_code(cms.get("f"), "gone").await, 404);
 }
 
 #[tokio::test]
@@ -530,15 +533,9 @@ async fn graceful_pod_deletion_and_kubelet() {
     assert_eq!(running.items.len(), 1);
 
     // Graceful: the pod lingers terminating until the grace period ends.
-    pods.delete(
-        "p1",
-        &DeleteParams {
-            grace_period_seconds: Some(2),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("delete");
+    pods.delete("p1", &DeleteParams::default().grace_period(2))
+        .await
+        .expect("delete");
     let terminating = pods.get("p1").await.expect("terminating");
     assert!(terminating.metadata.deletion_timestamp.is_some());
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(2));
@@ -551,15 +548,9 @@ async fn graceful_pod_deletion_and_kubelet() {
     kubelet
         .run_pod("default", json!({"metadata": {"name": "p2"}}))
         .expect("run");
-    pods.delete(
-        "p2",
-        &DeleteParams {
-            grace_period_seconds: Some(3600),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("delete");
+    pods.delete("p2", &DeleteParams::default().grace_period(3600))
+        .await
+        .expect("delete");
     assert!(pods.get_opt("p2").await.expect("get").is_some());
     kubelet
         .containers_stopped("default", "p2")
@@ -581,17 +572,7 @@ async fn background_propagation_deletes_dependents_and_orphan_keeps_them() {
     let server = TestServer::start().await.expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
     for owner in ["o1", "o2"] {
-        let created = cms
-            .create(&PostParams::default(), &cm(owner, json!({})))
-            .await
-            .expect("owner");
-        let uid = created.metadata.uid.expect("uid");
-        let dep: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("{owner}-dep"),
-            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": uid}]}}))
-        .expect("dep");
-        cms.create(&PostParams::default(), &dep)
-            .await
-            .expect("dependent");
+        create_owner_and_dependent(&cms, owner).await;
     }
     cms.delete("o1", &DeleteParams::background())
         .await
@@ -639,12 +620,7 @@ async fn faults_latency_errors_and_blackhole_per_client() {
     for code in [500u16, 429, 503] {
         server.faults().errors(Some("victim"), code, 1.0);
         assert_eq!(
-            api_code(
-                victim
-                    .list(&ListParams::default())
-                    .await
-                    .expect_err("fault")
-            ),
+            failed_code(victim.list(&ListParams::default()), "fault").await,
             code
         );
         bystander
@@ -684,12 +660,7 @@ async fn faults_latency_errors_and_blackhole_per_client() {
     // Global faults hit every client.
     server.faults().errors(None, 503, 1.0);
     assert_eq!(
-        api_code(
-            bystander
-                .list(&ListParams::default())
-                .await
-                .expect_err("global")
-        ),
+        failed_code(bystander.list(&ListParams::default()), "global").await,
         503
     );
     server.faults().clear();
@@ -700,29 +671,15 @@ async fn faults_latency_errors_and_blackhole_per_client() {
 async fn faults_drop_watches_and_restart() {
     let server = TestServer::start().await.expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    let rv = cms
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
-    let mut stream = cms
-        .watch(&WatchParams::default().timeout(290), &rv)
-        .await
-        .expect("watch")
-        .boxed();
+    let rv = list_rv(&cms).await;
+    let mut stream = watch_from(&cms, &WatchParams::default().timeout(290), &rv).await;
     server.faults().drop_watches();
     let end = tokio::time::timeout(WAIT, stream.next())
         .await
         .expect("watch ends");
     assert!(end.is_none(), "dropped watch ends cleanly: {end:?}");
 
-    let mut stream = cms
-        .watch(&WatchParams::default().timeout(290), &rv)
-        .await
-        .expect("watch")
-        .boxed();
+    let mut stream = watch_from(&cms, &WatchParams::default().timeout(290), &rv).await;
     server.faults().restart();
     let end = tokio::time::timeout(WAIT, stream.next())
         .await
@@ -754,7 +711,7 @@ async fn tls_and_token_auth() {
     let bad: Api<ConfigMap> =
         Api::default_namespaced(server.client_with_token("bad", "wrong").expect("client"));
     assert_eq!(
-        api_code(bad.list(&ListParams::default()).await.expect_err("401")),
+        failed_code(bad.list(&ListParams::default()), "401").await,
         401
     );
     let kc = std::fs::read_to_string(server.kubeconfig_path()).expect("kubeconfig");
@@ -803,28 +760,21 @@ async fn rbac_allows_bound_service_account_and_denies_others() {
         .delete("mine", &DeleteParams::default())
         .await
         .expect_err("no delete verb");
-    match err {
-        kube::Error::Api(s) => {
-            assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
-            assert!(
-                s.message.contains(
-                    "User \"system:serviceaccount:default:app\" cannot delete resource \"leases\""
-                ),
-                "{}",
-                s.message
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let s = api_status(err);
+    assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+    assert!(
+        s.message.contains(
+            "User \"system:serviceaccount:default:app\" cannot delete resource \"leases\""
+        ),
+        "{}",
+        s.message
+    );
     let bob: Api<Lease> = Api::default_namespaced(
         server
             .client_with_token("bob", "bob-token")
             .expect("client"),
     );
-    assert_eq!(
-        api_code(bob.get("mine").await.expect_err("unbound user")),
-        403
-    );
+    assert_eq!(failed_code(bob.get("mine"), "unbound user").await, 403);
 }
 
 #[tokio::test]
@@ -855,11 +805,11 @@ async fn server_side_apply_with_field_managers() {
     assert!(managers.contains(&"one".to_string()), "{managers:?}");
     let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "2"}});
     assert_eq!(
-        api_code(
-            cms.patch("ssa", &PatchParams::apply("two"), &Patch::Apply(&other))
-                .await
-                .expect_err("conflict")
-        ),
+        failed_code(
+            cms.patch("ssa", &PatchParams::apply("two"), &Patch::Apply(&other)),
+            "conflict"
+        )
+        .await,
         409
     );
     let forced = cms
@@ -888,23 +838,9 @@ async fn bookmarks_when_allowed() {
         .await
         .expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    let rv = cms
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
-    let mut stream = cms
-        .watch(&WatchParams::default().timeout(60), &rv)
-        .await
-        .expect("watch")
-        .boxed();
-    match tokio::time::timeout(WAIT, stream.try_next())
-        .await
-        .expect("event")
-        .expect("ok")
-    {
+    let rv = list_rv(&cms).await;
+    let mut stream = watch_from(&cms, &WatchParams::default().timeout(60), &rv).await;
+    match next_event(&mut stream).await {
         Some(WatchEvent::Bookmark(b)) => assert_eq!(b.metadata.resource_version, rv),
         other => panic!("expected a bookmark, got {other:?}"),
     }
@@ -916,31 +852,14 @@ async fn blackholed_watch_goes_silent_until_healed() {
     let watcher_api: Api<ConfigMap> =
         Api::default_namespaced(server.client_as("partitioned").expect("client"));
     let writer: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    let rv = watcher_api
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
-    let mut stream = watcher_api
-        .watch(&WatchParams::default().timeout(120), &rv)
-        .await
-        .expect("watch")
-        .boxed();
+    let rv = list_rv(&watcher_api).await;
+    let mut stream = watch_from(&watcher_api, &WatchParams::default().timeout(120), &rv).await;
     server.faults().blackhole(Some("partitioned"), true);
-    writer
-        .create(&PostParams::default(), &cm("during", json!({})))
-        .await
-        .expect("create");
+    create(&writer, &cm("during", json!({}))).await;
     let silent = tokio::time::timeout(Duration::from_secs(1), stream.try_next()).await;
     assert!(silent.is_err(), "no event while partitioned: {silent:?}");
     server.faults().blackhole(Some("partitioned"), false);
-    match tokio::time::timeout(WAIT, stream.try_next())
-        .await
-        .expect("event")
-        .expect("ok")
-    {
+    match next_event(&mut stream).await {
         Some(WatchEvent::Added(c)) => assert_eq!(c.metadata.name.as_deref(), Some("during")),
         other => panic!("{other:?}"),
     }
@@ -981,12 +900,7 @@ async fn admin_endpoint_controls_faults_and_reports_accounting() {
         .await
         .expect("set fault");
     assert_eq!(
-        api_code(
-            victim
-                .list(&ListParams::default())
-                .await
-                .expect_err("fault")
-        ),
+        failed_code(victim.list(&ListParams::default()), "fault").await,
         500
     );
     admin
@@ -1061,26 +975,20 @@ async fn custom_resources_get_schema_defaults_validation_and_discovery() {
         "apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {}
     }))
     .expect("obj");
-    let made = gadgets
-        .create(&PostParams::default(), &obj)
-        .await
-        .expect("create");
+    let made = create(&gadgets, &obj).await;
     assert_eq!(made.data["spec"]["n"], 2, "schema default applied");
     let bad: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "b"}, "spec": {"n": 0}
     }))
     .expect("obj");
-    match gadgets
-        .create(&PostParams::default(), &bad)
-        .await
-        .expect_err("invalid")
-    {
-        kube::Error::Api(s) => {
-            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
-            assert!(s.message.contains("spec.n"), "{}", s.message);
-        }
-        other => panic!("{other:?}"),
-    }
+    let s = api_status(
+        gadgets
+            .create(&PostParams::default(), &bad)
+            .await
+            .expect_err("invalid"),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    assert!(s.message.contains("spec.n"), "{}", s.message);
     crds.delete("gadgets.example.com", &DeleteParams::default())
         .await
         .expect("delete crd");
@@ -1104,16 +1012,7 @@ async fn bench_runs_small() {
 async fn foreground_deletion_collects_dependents_first_and_deletecollection_uses_selectors() {
     let server = TestServer::start().await.expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    let owner = cms
-        .create(&PostParams::default(), &cm("fg", json!({})))
-        .await
-        .expect("owner");
-    let dep: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "fg-dep",
-        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "fg", "uid": owner.metadata.uid.expect("uid")}]}}))
-    .expect("dep");
-    cms.create(&PostParams::default(), &dep)
-        .await
-        .expect("dependent");
+    create_owner_and_dependent(&cms, "fg").await;
     cms.delete("fg", &DeleteParams::foreground())
         .await
         .expect("delete");
@@ -1124,9 +1023,7 @@ async fn foreground_deletion_collects_dependents_first_and_deletecollection_uses
     .await;
 
     for (n, team) in [("k1", "a"), ("k2", "a"), ("k3", "b")] {
-        cms.create(&PostParams::default(), &cm(n, json!({"team": team})))
-            .await
-            .expect("create");
+        create(&cms, &cm(n, json!({"team": team}))).await;
     }
     cms.delete_collection(
         &DeleteParams::default(),
@@ -1149,18 +1046,12 @@ async fn foreground_deletion_collects_dependents_first_and_deletecollection_uses
 async fn exact_list_from_a_compacted_version_is_gone() {
     let server = TestServer::start().await.expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    let rv = cms
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .metadata
-        .resource_version
-        .expect("rv");
+    let rv = list_rv(&cms).await;
     server.faults().compact();
     let lp = ListParams::default()
         .at(&rv)
         .matching(kube::api::VersionMatch::Exact);
-    assert_eq!(api_code(cms.list(&lp).await.expect_err("compacted")), 410);
+    assert_eq!(failed_code(cms.list(&lp), "compacted").await, 410);
     // A NotOlderThan list is served from the latest state.
     cms.list(&ListParams::default().at(&rv))
         .await
@@ -1218,10 +1109,7 @@ async fn crd_versions_share_storage_and_namespaces_delete_their_contents() {
         .await
         .expect("ns");
     let in_tmp: Api<ConfigMap> = Api::namespaced(client.clone(), "tmp");
-    in_tmp
-        .create(&PostParams::default(), &cm("inside", json!({})))
-        .await
-        .expect("create");
+    create(&in_tmp, &cm("inside", json!({}))).await;
     namespaces
         .delete("tmp", &DeleteParams::default())
         .await
@@ -1244,9 +1132,7 @@ async fn crd_versions_share_storage_and_namespaces_delete_their_contents() {
 async fn metadata_only_api_and_metadata_watcher() {
     let server = TestServer::start().await.expect("server");
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client().expect("client"));
-    cms.create(&PostParams::default(), &cm("meta", json!({"x": "y"})))
-        .await
-        .expect("create");
+    create(&cms, &cm("meta", json!({"x": "y"}))).await;
     let one = cms.get_metadata("meta").await.expect("get_metadata");
     assert_eq!(
         one.metadata
@@ -1286,10 +1172,7 @@ async fn events_k8s_io_events_are_core_events_too() {
     let server = TestServer::start().await.expect("server");
     let client = server.client().expect("client");
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let owner = cms
-        .create(&PostParams::default(), &cm("evt", json!({})))
-        .await
-        .expect("create");
+    let owner = create(&cms, &cm("evt", json!({}))).await;
     let reporter = Reporter {
         controller: "zen-lead-test".into(),
         instance: None,
@@ -1345,19 +1228,13 @@ async fn unknown_patch_content_type_is_415() {
     let server = TestServer::start().await.expect("server");
     let client = server.client().expect("client");
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    cms.create(&PostParams::default(), &cm("p", json!({})))
-        .await
-        .expect("create");
+    create(&cms, &cm("p", json!({}))).await;
     let req = http::Request::builder()
         .method("PATCH")
         .uri("/api/v1/namespaces/default/configmaps/p")
         .header("content-type", "text/plain")
         .body(b"{}".to_vec())
         .expect("request");
-    match client.request_text(req).await.expect_err("415") {
-        kube::Error::Api(s) => {
-            assert_eq!((s.code, s.reason.as_str()), (415, "UnsupportedMediaType"))
-        }
-        other => panic!("{other:?}"),
-    }
+    let s = api_status(client.request_text(req).await.expect_err("415"));
+    assert_eq!((s.code, s.reason.as_str()), (415, "UnsupportedMediaType"));
 }

@@ -1,12 +1,15 @@
 //! The real kubectl (a subprocess with `--kubeconfig`) against the testkit server.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, Lines};
 use tokio::process::Command;
 use zen_lead_testkit::TestServer;
+
+/// How long one kubectl step may take on a loaded machine.
+const WAIT: Duration = Duration::from_secs(60);
 
 const CRD: &str = r#"
 apiVersion: apiextensions.k8s.io/v1
@@ -50,6 +53,11 @@ metadata: {name: w1, labels: {team: a}}
 spec: {color: red}
 "#;
 
+/// A Widget manifest with the given name and flow-style spec.
+fn widget(name: &str, spec: &str) -> String {
+    format!("apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+}
+
 /// Output of one kubectl run.
 struct Out {
     ok: bool,
@@ -57,78 +65,177 @@ struct Out {
     stderr: String,
 }
 
-async fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Out {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("kubectl runs");
-    if let Some(input) = stdin {
-        use tokio::io::AsyncWriteExt;
-        let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(input.as_bytes()).await.expect("write stdin");
-        drop(pipe);
+impl Out {
+    /// Asserts that `what` (the kubectl run) succeeded; returns its stdout.
+    fn expect_ok(self, what: &str) -> String {
+        assert!(self.ok, "{what} failed: {}", self.stderr);
+        self.stdout
     }
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+
+    /// Asserts that kubectl failed and said `needle` on stderr.
+    fn assert_fails_with(&self, needle: &str) {
+        assert!(
+            !self.ok && self.stderr.contains(needle),
+            "expected a failure mentioning {needle:?}: {}",
+            self.stderr
+        );
+    }
+}
+
+/// The real kubectl, pointed at one server through its kubeconfig.
+struct Kubectl {
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn new(kubeconfig: &Path) -> Self {
+        Self {
+            kubeconfig: kubeconfig.to_path_buf(),
+        }
+    }
+
+    fn for_server(server: &TestServer) -> Self {
+        Self::new(server.kubeconfig_path())
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs kubectl to the end, feeding `stdin` when given; a failure is returned, not asserted.
+    async fn run_input(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        let mut child = self
+            .command(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        if let Some(input) = stdin {
+            use tokio::io::AsyncWriteExt;
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(input.as_bytes()).await.expect("write stdin");
+            drop(pipe);
+        }
+        let out = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .expect("kubectl finishes")
+            .expect("kubectl output");
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Out {
+        self.run_input(args, None).await
+    }
+
+    /// `kubectl apply -f -` of `manifest`, which may fail.
+    async fn try_apply(&self, manifest: &str) -> Out {
+        self.run_input(&["apply", "-f", "-"], Some(manifest)).await
+    }
+
+    /// `kubectl apply --server-side <flags> -f -` of `manifest`, which may fail.
+    async fn server_side_apply(&self, flags: &[&str], manifest: &str) -> Out {
+        let args: Vec<&str> = ["apply", "--server-side"]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .chain(["-f", "-"])
+            .collect();
+        self.run_input(&args, Some(manifest)).await
+    }
+
+    /// Runs kubectl and asserts it succeeded; returns its stdout.
+    async fn ok_input(&self, args: &[&str], stdin: Option<&str>) -> String {
+        self.run_input(args, stdin)
+            .await
+            .expect_ok(&format!("kubectl {args:?}"))
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        self.ok_input(args, None).await
+    }
+
+    /// `kubectl apply -f -` of `manifest`, asserted to succeed.
+    async fn apply(&self, manifest: &str) -> String {
+        self.ok_input(&["apply", "-f", "-"], Some(manifest)).await
+    }
+
+    /// `kubectl get <kind> <name> -o jsonpath=<path>`, asserted to succeed.
+    async fn jsonpath(&self, kind: &str, name: &str, path: &str) -> String {
+        self.ok(&["get", kind, name, "-o", &format!("jsonpath={path}")])
+            .await
+    }
+
+    /// `kubectl patch <kind> <name> --type <patch_type> -p <patch>`, which may fail.
+    async fn patch(&self, kind: &str, name: &str, patch_type: &str, patch: &str) -> Out {
+        self.run(&["patch", kind, name, "--type", patch_type, "-p", patch])
+            .await
+    }
+
+    /// The same patch, asserted to succeed.
+    async fn patch_ok(&self, kind: &str, name: &str, patch_type: &str, patch: &str) -> String {
+        self.ok(&["patch", kind, name, "--type", patch_type, "-p", patch])
+            .await
+    }
+
+    /// kubectl's answer to `auth can-i <verb> <resource>`, asked with the identity flags in `who`.
+    async fn can_i(&self, who: &[&str], verb: &str, resource: &str) -> String {
+        let args: Vec<&str> = who
+            .iter()
+            .copied()
+            .chain(["auth", "can-i", verb, resource])
+            .collect();
+        self.run(&args).await.stdout.trim().to_string()
+    }
+}
+
+/// The next line a long-running process prints, within the test's patience.
+async fn next_line<R>(lines: &mut Lines<R>, what: &str) -> String
+where
+    R: AsyncBufRead + Unpin,
+{
+    tokio::time::timeout(WAIT, lines.next_line())
         .await
-        .expect("kubectl finishes")
-        .expect("kubectl output");
-    Out {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect(what)
+        .expect("read")
+        .expect("line")
 }
 
-async fn ok(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let out = kubectl(kubeconfig, args, stdin).await;
-    assert!(out.ok, "kubectl {args:?} failed: {}", out.stderr);
-    out.stdout
-}
-
-async fn setup() -> (TestServer, std::path::PathBuf) {
+/// A server with the Widget CRD and the widget w1 applied.
+async fn setup() -> (TestServer, Kubectl) {
     let server = TestServer::start().await.expect("server");
-    let kc = server.kubeconfig_path().to_path_buf();
-    ok(&kc, &["apply", "-f", "-"], Some(CRD)).await;
-    ok(&kc, &["apply", "-f", "-"], Some(WIDGET)).await;
+    let kc = Kubectl::for_server(&server);
+    kc.apply(CRD).await;
+    kc.apply(WIDGET).await;
     (server, kc)
 }
 
 #[tokio::test]
 async fn apply_crd_then_custom_object_and_get() {
     let (_server, kc) = setup().await;
-    let crd = ok(
-        &kc,
-        &[
-            "get",
+    let crd = kc
+        .jsonpath(
             "crd",
             "widgets.example.com",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
-        ],
-        None,
-    )
-    .await;
+            "{.status.conditions[?(@.type==\"Established\")].status}",
+        )
+        .await;
     assert_eq!(crd, "True");
     // The schema default was applied.
-    assert_eq!(
-        ok(
-            &kc,
-            &["get", "wd", "w1", "-o", "jsonpath={.spec.size}"],
-            None
-        )
-        .await,
-        "3"
-    );
-    let table = ok(&kc, &["get", "widgets"], None).await;
+    assert_eq!(kc.jsonpath("wd", "w1", "{.spec.size}").await, "3");
+    let table = kc.ok(&["get", "widgets"]).await;
     assert!(
         table.starts_with("NAME") && table.contains("SIZE") && table.contains("HOLDER"),
         "{table}"
@@ -142,235 +249,96 @@ async fn apply_crd_then_custom_object_and_get() {
     );
     // Label selectors.
     assert!(
-        ok(&kc, &["get", "wd", "-l", "team=a", "-o", "name"], None)
+        kc.ok(&["get", "wd", "-l", "team=a", "-o", "name"])
             .await
             .contains("widget.example.com/w1")
     );
     assert!(
-        kubectl(&kc, &["get", "wd", "-l", "team=b", "-o", "name"], None)
+        kc.run(&["get", "wd", "-l", "team=b", "-o", "name"])
             .await
             .stdout
             .trim()
             .is_empty()
     );
     // Re-applying unchanged is a no-op.
-    assert!(
-        ok(&kc, &["apply", "-f", "-"], Some(WIDGET))
-            .await
-            .contains("unchanged")
-    );
+    assert!(kc.apply(WIDGET).await.contains("unchanged"));
     // Schema validation and strict field validation come back as kubectl errors.
-    let bad = kubectl(
-        &kc,
-        &[
-            "patch",
-            "wd",
-            "w1",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"size":50}}"#,
-        ],
-        None,
-    )
-    .await;
-    assert!(
-        !bad.ok && bad.stderr.contains("spec.size"),
-        "{}",
-        bad.stderr
-    );
-    let unknown = kubectl(
-        &kc,
-        &["apply", "-f", "-"],
-        Some("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {bogus: 1}\n"),
-    )
-    .await;
-    assert!(
-        !unknown.ok && unknown.stderr.contains("unknown field \"spec.bogus\""),
-        "{}",
-        unknown.stderr
-    );
+    let bad = kc
+        .patch("wd", "w1", "merge", r#"{"spec":{"size":50}}"#)
+        .await;
+    bad.assert_fails_with("spec.size");
+    let unknown = kc.try_apply(&widget("w2", "{bogus: 1}")).await;
+    unknown.assert_fails_with("unknown field \"spec.bogus\"");
 }
 
 #[tokio::test]
 async fn patch_types_and_delete() {
     let (_server, kc) = setup().await;
-    ok(
-        &kc,
-        &[
-            "patch",
-            "wd",
-            "w1",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"size":5}}"#,
-        ],
-        None,
+    kc.patch_ok("wd", "w1", "merge", r#"{"spec":{"size":5}}"#)
+        .await;
+    assert_eq!(kc.jsonpath("wd", "w1", "{.spec.size}").await, "5");
+    kc.patch_ok(
+        "wd",
+        "w1",
+        "json",
+        r#"[{"op":"replace","path":"/spec/size","value":6}]"#,
     )
     .await;
-    assert_eq!(
-        ok(
-            &kc,
-            &["get", "wd", "w1", "-o", "jsonpath={.spec.size}"],
-            None
-        )
-        .await,
-        "5"
-    );
-    ok(
-        &kc,
-        &[
-            "patch",
-            "wd",
-            "w1",
-            "--type",
-            "json",
-            "-p",
-            r#"[{"op":"replace","path":"/spec/size","value":6}]"#,
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(
-        ok(
-            &kc,
-            &["get", "wd", "w1", "-o", "jsonpath={.spec.size}"],
-            None
-        )
-        .await,
-        "6"
-    );
+    assert_eq!(kc.jsonpath("wd", "w1", "{.spec.size}").await, "6");
     // Strategic merge is for built-ins; custom resources answer 415 as the real server does.
-    let smp = kubectl(
-        &kc,
-        &[
-            "patch",
-            "wd",
-            "w1",
-            "--type",
-            "strategic",
-            "-p",
-            r#"{"spec":{"size":7}}"#,
-        ],
-        None,
-    )
-    .await;
+    let smp = kc
+        .patch("wd", "w1", "strategic", r#"{"spec":{"size":7}}"#)
+        .await;
     assert!(!smp.ok, "strategic merge on a CR must fail");
-    ok(
-        &kc,
-        &["create", "configmap", "cm1", "--from-literal=a=b"],
-        None,
-    )
-    .await;
-    ok(
-        &kc,
-        &[
-            "patch",
-            "configmap",
-            "cm1",
-            "--type",
-            "strategic",
-            "-p",
-            r#"{"data":{"c":"d"}}"#,
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(
-        ok(
-            &kc,
-            &["get", "cm", "cm1", "-o", "jsonpath={.data.a}{.data.c}"],
-            None
-        )
-        .await,
-        "bd"
-    );
+    kc.ok(&["create", "configmap", "cm1", "--from-literal=a=b"])
+        .await;
+    kc.patch_ok("configmap", "cm1", "strategic", r#"{"data":{"c":"d"}}"#)
+        .await;
+    assert_eq!(kc.jsonpath("cm", "cm1", "{.data.a}{.data.c}").await, "bd");
 
-    ok(&kc, &["delete", "wd", "w1"], None).await;
-    let gone = kubectl(&kc, &["get", "wd", "w1"], None).await;
-    assert!(
-        !gone.ok && gone.stderr.contains("NotFound"),
-        "{}",
-        gone.stderr
-    );
+    kc.ok(&["delete", "wd", "w1"]).await;
+    let gone = kc.run(&["get", "wd", "w1"]).await;
+    gone.assert_fails_with("NotFound");
 }
 
 #[tokio::test]
 async fn apply_server_side() {
     let (_server, kc) = setup().await;
-    let applied = ok(
-        &kc,
-        &["apply", "--server-side", "-f", "-"],
-        Some("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {size: 2}\n"),
-    )
-    .await;
+    let applied = kc
+        .server_side_apply(&[], &widget("w3", "{size: 2}"))
+        .await
+        .expect_ok("server-side apply");
     assert!(applied.contains("serverside-applied"), "{applied}");
-    let managers = ok(
-        &kc,
-        &[
+    let managers = kc
+        .ok(&[
             "get",
             "wd",
             "w3",
             "--show-managed-fields",
             "-o",
             "jsonpath={.metadata.managedFields[*].manager}",
-        ],
-        None,
-    )
-    .await;
+        ])
+        .await;
     assert!(managers.contains("kubectl"), "{managers}");
 
-    let conflict = kubectl(
-        &kc,
-        &[
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "other",
-            "-f",
-            "-",
-        ],
-        Some("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {size: 4}\n"),
+    let conflict = kc
+        .server_side_apply(&["--field-manager", "other"], &widget("w3", "{size: 4}"))
+        .await;
+    conflict.assert_fails_with("conflict");
+    kc.server_side_apply(
+        &["--force-conflicts", "--field-manager", "other"],
+        &widget("w3", "{size: 4}"),
     )
-    .await;
-    assert!(
-        !conflict.ok && conflict.stderr.contains("conflict"),
-        "{}",
-        conflict.stderr
-    );
-    ok(
-        &kc,
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager",
-            "other",
-            "-f",
-            "-",
-        ],
-        Some("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {size: 4}\n"),
-    )
-    .await;
-    assert_eq!(
-        ok(
-            &kc,
-            &["get", "wd", "w3", "-o", "jsonpath={.spec.size}"],
-            None
-        )
-        .await,
-        "4"
-    );
+    .await
+    .expect_ok("forced server-side apply");
+    assert_eq!(kc.jsonpath("wd", "w3", "{.spec.size}").await, "4");
 }
 
 #[tokio::test]
 async fn get_watch_prints_the_change() {
     let (_server, kc) = setup().await;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .args([
+    let mut child = kc
+        .command(&[
             "get",
             "wd",
             "-w",
@@ -379,35 +347,14 @@ async fn get_watch_prints_the_change() {
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("kubectl -w");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("initial line")
-        .expect("read")
-        .expect("line");
+    let first = next_line(&mut lines, "initial line").await;
     assert_eq!(first, "w1=3");
-    ok(
-        &kc,
-        &[
-            "patch",
-            "wd",
-            "w1",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"size":8}}"#,
-        ],
-        None,
-    )
-    .await;
-    let changed = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("change line")
-        .expect("read")
-        .expect("line");
+    kc.patch_ok("wd", "w1", "merge", r#"{"spec":{"size":8}}"#)
+        .await;
+    let changed = next_line(&mut lines, "change line").await;
     assert_eq!(changed, "w1=8");
     child.kill().await.expect("kill kubectl");
 }
@@ -421,7 +368,7 @@ async fn auth_can_i_with_rbac() {
         .start()
         .await
         .expect("server");
-    let kc = server.kubeconfig_path().to_path_buf();
+    let kc = Kubectl::for_server(&server);
     server
         .tokens()
         .add_service_account("app-token", "default", "app");
@@ -442,112 +389,72 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: lease-writer}
 subjects:
 - {kind: ServiceAccount, name: app, namespace: default}
 "#;
-    ok(&kc, &["apply", "-f", "-"], Some(rbac)).await;
+    kc.apply(rbac).await;
     assert_eq!(
-        ok(&kc, &["auth", "can-i", "delete", "nodes"], None)
-            .await
-            .trim(),
+        kc.ok(&["auth", "can-i", "delete", "nodes"]).await.trim(),
         "yes"
     );
-    let as_app = |verb: &'static str, res: &'static str| {
-        let kc = kc.clone();
-        async move {
-            kubectl(
-                &kc,
-                &["--token", "app-token", "auth", "can-i", verb, res],
-                None,
-            )
-            .await
-            .stdout
-            .trim()
-            .to_string()
-        }
-    };
-    assert_eq!(as_app("update", "leases.coordination.k8s.io").await, "yes");
-    assert_eq!(as_app("delete", "leases.coordination.k8s.io").await, "no");
-    assert_eq!(as_app("get", "pods").await, "no");
-    // Denied for real: 403 with kube-apiserver's message.
-    let denied = kubectl(&kc, &["--token", "alice-token", "get", "leases"], None).await;
-    assert!(
-        !denied.ok
-            && denied.stderr.contains("Forbidden")
-            && denied
-                .stderr
-                .contains("User \"alice\" cannot list resource \"leases\""),
-        "{}",
-        denied.stderr
+    let app = ["--token", "app-token"];
+    assert_eq!(
+        kc.can_i(&app, "update", "leases.coordination.k8s.io").await,
+        "yes"
     );
-    let allowed = kubectl(&kc, &["--token", "app-token", "get", "leases"], None).await;
+    assert_eq!(
+        kc.can_i(&app, "delete", "leases.coordination.k8s.io").await,
+        "no"
+    );
+    assert_eq!(kc.can_i(&app, "get", "pods").await, "no");
+    // Denied for real: 403 with kube-apiserver's message.
+    let denied = kc.run(&["--token", "alice-token", "get", "leases"]).await;
+    denied.assert_fails_with("Forbidden");
+    denied.assert_fails_with("User \"alice\" cannot list resource \"leases\"");
+    let allowed = kc.run(&["--token", "app-token", "get", "leases"]).await;
     assert!(allowed.ok, "{}", allowed.stderr);
     // Impersonation by the admin (kubectl --as).
-    let as_sa = kubectl(
-        &kc,
-        &[
-            "auth",
-            "can-i",
+    let as_sa = kc
+        .can_i(
+            &["--as", "system:serviceaccount:default:app"],
             "update",
             "leases",
-            "--as",
-            "system:serviceaccount:default:app",
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(as_sa.stdout.trim(), "yes");
-    let as_alice = kubectl(
-        &kc,
-        &["auth", "can-i", "update", "leases", "--as", "alice"],
-        None,
-    )
-    .await;
-    assert_eq!(as_alice.stdout.trim(), "no");
-    let bad = kubectl(&kc, &["--token", "nope", "get", "leases"], None).await;
-    assert!(
-        !bad.ok && bad.stderr.contains("Unauthorized"),
-        "{}",
-        bad.stderr
-    );
+        )
+        .await;
+    assert_eq!(as_sa, "yes");
+    let as_alice = kc.can_i(&["--as", "alice"], "update", "leases").await;
+    assert_eq!(as_alice, "no");
+    let bad = kc.run(&["--token", "nope", "get", "leases"]).await;
+    bad.assert_fails_with("Unauthorized");
 }
 
 #[tokio::test]
 async fn serve_binary_prints_url_writes_kubeconfig_and_exits_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("testkit-bin-{}", std::process::id()));
-    let kc = dir.join("kubeconfig");
+    let kubeconfig = dir.join("kubeconfig");
     let mut child = Command::new(env!("CARGO_BIN_EXE_zen-lead-testkit"))
         .args(["serve", "--addr", "127.0.0.1:0", "--kubeconfig"])
-        .arg(&kc)
+        .arg(&kubeconfig)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("serve");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("ready line")
-        .expect("read")
-        .expect("line");
+    let first = next_line(&mut lines, "ready line").await;
     assert!(
         first.starts_with("listening on http://127.0.0.1:"),
         "{first}"
     );
+    let kc = Kubectl::new(&kubeconfig);
     assert_eq!(
-        ok(&kc, &["get", "ns", "default", "-o", "name"], None)
-            .await
-            .trim(),
+        kc.ok(&["get", "ns", "default", "-o", "name"]).await.trim(),
         "namespace/default"
     );
     assert_eq!(
-        ok(
-            &kc,
-            &[
-                "config",
-                "view",
-                "--minify",
-                "-o",
-                "jsonpath={.contexts[0].context.namespace}"
-            ],
-            None
-        )
+        kc.ok(&[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.contexts[0].context.namespace}"
+        ])
         .await,
         "default"
     );
@@ -558,7 +465,7 @@ async fn serve_binary_prints_url_writes_kubeconfig_and_exits_on_sigterm() {
         .await
         .expect("kill");
     assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(60), child.wait())
+    let exit = tokio::time::timeout(WAIT, child.wait())
         .await
         .expect("exits")
         .expect("status");
@@ -576,27 +483,20 @@ fn leader_policy_crd() -> String {
 #[tokio::test]
 async fn leader_policy_crd_prints_its_columns() {
     let server = TestServer::start().await.expect("server");
-    let kc = server.kubeconfig_path().to_path_buf();
-    ok(&kc, &["apply", "-f", "-"], Some(&leader_policy_crd())).await;
+    let kc = Kubectl::for_server(&server);
+    kc.apply(&leader_policy_crd()).await;
     let example = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/standby-daemon.yaml"),
     )
     .expect("example");
-    ok(&kc, &["apply", "-f", "-"], Some(&example)).await;
-    let name = ok(
-        &kc,
-        &["get", "lp", "-o", "jsonpath={.items[0].metadata.name}"],
-        None,
-    )
+    kc.apply(&example).await;
+    let name = kc
+        .ok(&["get", "lp", "-o", "jsonpath={.items[0].metadata.name}"])
+        .await;
+    kc.ok(&["patch", "lp", &name, "--subresource=status", "--type", "merge", "-p",
+          r#"{"status":{"currentHolder":{"name":"pod-a"},"phase":"Leading","candidates":3,"term":2}}"#])
     .await;
-    ok(
-        &kc,
-        &["patch", "lp", &name, "--subresource=status", "--type", "merge", "-p",
-          r#"{"status":{"currentHolder":{"name":"pod-a"},"phase":"Leading","candidates":3,"term":2}}"#],
-        None,
-    )
-    .await;
-    let table = ok(&kc, &["get", "lp"], None).await;
+    let table = kc.ok(&["get", "lp"]).await;
     let header: Vec<&str> = table
         .lines()
         .next()
@@ -626,34 +526,30 @@ async fn leader_policy_crd_prints_its_columns() {
 #[tokio::test]
 async fn apply_of_an_unserved_kind_reports_the_missing_mapping_and_deployments_reapply() {
     let server = TestServer::start().await.expect("server");
-    let kc = server.kubeconfig_path().to_path_buf();
-    let missing = kubectl(
-        &kc,
-        &["apply", "-f", "-"],
-        Some("apiVersion: example.com/v1\nkind: Nothing\nmetadata: {name: thing}\n"),
-    )
-    .await;
-    assert!(
-        !missing.ok && missing.stderr.contains("no matches for kind \"Nothing\""),
-        "{}",
-        missing.stderr
-    );
+    let kc = Kubectl::for_server(&server);
+    let missing = kc
+        .try_apply("apiVersion: example.com/v1\nkind: Nothing\nmetadata: {name: thing}\n")
+        .await;
+    missing.assert_fails_with("no matches for kind \"Nothing\"");
 
     let deploy = |replicas: u32, image: &str| {
         format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: d}}}}\n  template:\n    metadata: {{labels: {{app: d}}}}\n    spec:\n      containers:\n      - {{name: main, image: {image}}}\n      - {{name: side, image: side:1}}\n"
         )
     };
-    ok(&kc, &["apply", "-f", "-"], Some(&deploy(1, "app:1"))).await;
-    ok(&kc, &["apply", "-f", "-"], Some(&deploy(2, "app:2"))).await;
-    let got = ok(
-        &kc,
-        &["get", "deploy", "d", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[*].image} {.metadata.generation}"],
-        None,
-    )
-    .await;
+    kc.apply(&deploy(1, "app:1")).await;
+    kc.apply(&deploy(2, "app:2")).await;
+    let got = kc
+        .jsonpath(
+            "deploy",
+            "d",
+            "{.spec.replicas} {.spec.template.spec.containers[*].image} {.metadata.generation}",
+        )
+        .await;
     assert_eq!(got, "2 app:2 side:1 2");
-    let diff = kubectl(&kc, &["diff", "-f", "-"], Some(&deploy(3, "app:2"))).await;
+    let diff = kc
+        .run_input(&["diff", "-f", "-"], Some(&deploy(3, "app:2")))
+        .await;
     assert!(
         diff.stdout.contains("+  replicas: 3"),
         "{}{}",
@@ -666,82 +562,44 @@ async fn apply_of_an_unserved_kind_reports_the_missing_mapping_and_deployments_r
 #[tokio::test]
 async fn typed_create_commands_and_impersonated_can_i() {
     let server = TestServer::start().await.expect("server");
-    let kc = server.kubeconfig_path().to_path_buf();
-    ok(
-        &kc,
-        &[
-            "create",
-            "secret",
-            "generic",
-            "s1",
-            "--from-literal=pw=hunter2",
-        ],
-        None,
-    )
+    let kc = Kubectl::for_server(&server);
+    kc.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "--from-literal=pw=hunter2",
+    ])
     .await;
     assert_eq!(
-        ok(
-            &kc,
-            &["get", "secret", "s1", "-o", "jsonpath={.data.pw}"],
-            None
-        )
-        .await,
+        kc.jsonpath("secret", "s1", "{.data.pw}").await,
         "aHVudGVyMg=="
     );
-    ok(&kc, &["create", "serviceaccount", "bot"], None).await;
-    ok(&kc, &["create", "namespace", "other"], None).await;
-    ok(
-        &kc,
-        &[
-            "create",
-            "role",
-            "r",
-            "--verb=get,list",
-            "--resource=pods,leases.coordination.k8s.io",
-        ],
-        None,
-    )
+    kc.ok(&["create", "serviceaccount", "bot"]).await;
+    kc.ok(&["create", "namespace", "other"]).await;
+    kc.ok(&[
+        "create",
+        "role",
+        "r",
+        "--verb=get,list",
+        "--resource=pods,leases.coordination.k8s.io",
+    ])
     .await;
-    ok(
-        &kc,
-        &[
-            "create",
-            "rolebinding",
-            "rb",
-            "--role=r",
-            "--serviceaccount=default:bot",
-        ],
-        None,
-    )
+    kc.ok(&[
+        "create",
+        "rolebinding",
+        "rb",
+        "--role=r",
+        "--serviceaccount=default:bot",
+    ])
     .await;
-    let can = |verb: &'static str, res: &'static str| {
-        let kc = kc.clone();
-        async move {
-            kubectl(
-                &kc,
-                &[
-                    "auth",
-                    "can-i",
-                    verb,
-                    res,
-                    "--as",
-                    "system:serviceaccount:default:bot",
-                ],
-                None,
-            )
-            .await
-            .stdout
-            .trim()
-            .to_string()
-        }
-    };
-    assert_eq!(can("list", "leases.coordination.k8s.io").await, "yes");
-    assert_eq!(can("get", "pods").await, "yes");
-    assert_eq!(can("delete", "pods").await, "no");
-    let unsupported = kubectl(&kc, &["create", "deployment", "d", "--image=x"], None).await;
-    assert!(
-        !unsupported.ok && unsupported.stderr.contains("protobuf"),
-        "{}",
-        unsupported.stderr
+    let bot = ["--as", "system:serviceaccount:default:bot"];
+    assert_eq!(
+        kc.can_i(&bot, "list", "leases.coordination.k8s.io").await,
+        "yes"
     );
+    assert_eq!(kc.can_i(&bot, "get", "pods").await, "yes");
+    assert_eq!(kc.can_i(&bot, "delete", "pods").await, "no");
+    let unsupported = kc.run(&["create", "deployment", "d", "--image=x"]).await;
+    unsupported.assert_fails_with("protobuf");
 }

@@ -23,6 +23,11 @@ fn apply(
     server_side_apply(&cm(), current, body.as_bytes(), manager, force)
 }
 
+/// An apply body for the ConfigMap `c` with just `data`, in the compact JSON kubectl sends.
+fn cm_data(data: Value) -> String {
+    format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c"}},"data":{data}}}"#)
+}
+
 fn owned(obj: &Value, manager: &str, operation: &str) -> Option<Value> {
     obj["metadata"]["managedFields"]
         .as_array()?
@@ -50,13 +55,7 @@ fn create_from_yaml_records_apply_ownership() {
 #[test]
 fn reapply_removes_fields_no_longer_applied() {
     let v1 = apply(None, V1, "kubectl", false).unwrap();
-    let v2 = apply(
-        Some(&v1),
-        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"9"}}"#,
-        "kubectl",
-        false,
-    )
-    .unwrap();
+    let v2 = apply(Some(&v1), &cm_data(json!({"a": "9"})), "kubectl", false).unwrap();
     assert_eq!(v2["data"], json!({"a": "9"}));
     assert!(v2["metadata"].get("labels").is_none(), "{v2}");
 }
@@ -64,13 +63,7 @@ fn reapply_removes_fields_no_longer_applied() {
 #[test]
 fn other_manager_same_value_shares_and_keeps_field_alive() {
     let v1 = apply(None, V1, "a", false).unwrap();
-    let v2 = apply(
-        Some(&v1),
-        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"b":"2"}}"#,
-        "b",
-        false,
-    )
-    .unwrap();
+    let v2 = apply(Some(&v1), &cm_data(json!({"b": "2"})), "b", false).unwrap();
     assert_eq!(
         owned(&v2, "b", "Apply").unwrap(),
         json!({"f:data": {"f:b": {}}})
@@ -82,21 +75,14 @@ fn other_manager_same_value_shares_and_keeps_field_alive() {
         "shared ownership"
     );
     // a stops applying b: b stays, since manager b still owns it.
-    let v3 = apply(
-        Some(&v2),
-        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"1"}}"#,
-        "a",
-        false,
-    )
-    .unwrap();
+    let v3 = apply(Some(&v2), &cm_data(json!({"a": "1"})), "a", false).unwrap();
     assert_eq!(v3["data"], json!({"a": "1", "b": "2"}));
 }
 
 #[test]
 fn conflict_is_409_with_kube_shape_and_force_moves_ownership() {
     let v1 = apply(None, V1, "a", false).unwrap();
-    let body =
-        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"changed"}}"#;
+    let body = &cm_data(json!({"a": "changed"}));
     let err = apply(Some(&v1), body, "b", false).unwrap_err();
     assert_eq!(err.code, 409);
     assert_eq!(err.reason, "Conflict");
@@ -134,13 +120,7 @@ fn multiple_conflicts_are_grouped_by_manager() {
 fn conflicts_with_update_managers_name_their_api_version() {
     let mut v1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
     track_update(None, &mut v1, "kubectl-edit", "");
-    let err = apply(
-        Some(&v1),
-        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"2"}}"#,
-        "ssa",
-        false,
-    )
-    .unwrap_err();
+    let err = apply(Some(&v1), &cm_data(json!({"a": "2"})), "ssa", false).unwrap_err();
     assert_eq!(
         err.message,
         r#"Apply failed with 1 conflict: conflict with "kubectl-edit" using v1: .data.a"#
@@ -150,13 +130,7 @@ fn conflicts_with_update_managers_name_their_api_version() {
 #[test]
 fn untracked_objects_belong_to_before_first_apply() {
     let v1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
-    let err = apply(
-        Some(&v1),
-        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"2"}}"#,
-        "ssa",
-        false,
-    )
-    .unwrap_err();
+    let err = apply(Some(&v1), &cm_data(json!({"a": "2"})), "ssa", false).unwrap_err();
     assert_eq!(
         err.causes[0].message,
         r#"conflict with "before-first-apply" using v1"#

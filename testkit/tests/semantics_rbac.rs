@@ -23,7 +23,13 @@ fn sa(ns: &str, name: &str) -> UserInfo {
     )
 }
 
-fn req(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Attributes {
+/// (API group, resource) of the kinds the tables ask about.
+type Kind<'a> = (&'a str, &'a str);
+const LEASES: Kind = ("coordination.k8s.io", "leases");
+const POLICIES: Kind = ("coordination.kube-zen.io", "leaderpolicies");
+const PODS: Kind = ("", "pods");
+
+fn req(verb: &str, (group, resource): Kind, sub: &str, ns: &str, name: &str) -> Attributes {
     Attributes {
         verb: verb.into(),
         api_group: group.into(),
@@ -181,127 +187,26 @@ fn authorization_table() {
         groups: vec!["system:unauthenticated".into()],
     };
     let cases: Vec<(&UserInfo, Attributes, bool)> = vec![
-        (
-            &app,
-            req(
-                "update",
-                "coordination.k8s.io",
-                "leases",
-                "",
-                "default",
-                "p",
-            ),
-            true,
-        ),
-        (
-            &app,
-            req("list", "coordination.k8s.io", "leases", "", "default", ""),
-            true,
-        ),
-        (
-            &app,
-            req(
-                "delete",
-                "coordination.k8s.io",
-                "leases",
-                "",
-                "default",
-                "p",
-            ),
-            false,
-        ),
-        (
-            &app,
-            req("update", "coordination.k8s.io", "leases", "", "other", "p"),
-            false,
-        ),
-        (
-            &app,
-            req("update", "coordination.k8s.io", "leases", "", "", ""),
-            false,
-        ),
-        (
-            &app,
-            req("get", "", "pods", "", "default", "only-this"),
-            true,
-        ),
-        (
-            &app,
-            req("get", "", "pods", "", "default", "another"),
-            false,
-        ),
-        (&app, req("list", "", "pods", "", "default", ""), false),
-        (
-            &other_app,
-            req(
-                "update",
-                "coordination.k8s.io",
-                "leases",
-                "",
-                "default",
-                "p",
-            ),
-            false,
-        ),
-        (
-            &ctrl,
-            req(
-                "watch",
-                "coordination.kube-zen.io",
-                "leaderpolicies",
-                "",
-                "any",
-                "",
-            ),
-            true,
-        ),
-        (
-            &ctrl,
-            req(
-                "list",
-                "coordination.kube-zen.io",
-                "leaderpolicies",
-                "",
-                "",
-                "",
-            ),
-            true,
-        ),
-        (
-            &ctrl,
-            req(
-                "patch",
-                "coordination.kube-zen.io",
-                "leaderpolicies",
-                "status",
-                "ns",
-                "p",
-            ),
-            true,
-        ),
-        (
-            &ctrl,
-            req(
-                "patch",
-                "coordination.kube-zen.io",
-                "leaderpolicies",
-                "",
-                "ns",
-                "p",
-            ),
-            false,
-        ),
-        (&ctrl, req("get", "", "pods", "log", "ns", "p"), true),
-        (&ctrl, req("get", "", "pods", "", "ns", "p"), false),
+        (&app, req("update", LEASES, "", "default", "p"), true),
+        (&app, req("list", LEASES, "", "default", ""), true),
+        (&app, req("delete", LEASES, "", "default", "p"), false),
+        (&app, req("update", LEASES, "", "other", "p"), false),
+        (&app, req("update", LEASES, "", "", ""), false),
+        (&app, req("get", PODS, "", "default", "only-this"), true),
+        (&app, req("get", PODS, "", "default", "another"), false),
+        (&app, req("list", PODS, "", "default", ""), false),
+        (&other_app, req("update", LEASES, "", "default", "p"), false),
+        (&ctrl, req("watch", POLICIES, "", "any", ""), true),
+        (&ctrl, req("list", POLICIES, "", "", ""), true),
+        (&ctrl, req("patch", POLICIES, "status", "ns", "p"), true),
+        (&ctrl, req("patch", POLICIES, "", "ns", "p"), false),
+        (&ctrl, req("get", PODS, "log", "ns", "p"), true),
+        (&ctrl, req("get", PODS, "", "ns", "p"), false),
         (&ctrl, path("get", "/metrics"), true),
         (&ctrl, path("get", "/debug/pprof/heap"), true),
         (&ctrl, path("post", "/metrics"), false),
-        (&alice, req("list", "", "pods", "", "default", ""), true),
-        (
-            &alice,
-            req("list", "", "pods", "", "kube-system", ""),
-            false,
-        ),
+        (&alice, req("list", PODS, "", "default", ""), true),
+        (&alice, req("list", PODS, "", "kube-system", ""), false),
         (&alice, path("get", "/metrics"), false),
         (&alice, path("get", "/apis/apps/v1"), true),
         (&alice, path("get", "/version"), true),
@@ -309,19 +214,18 @@ fn authorization_table() {
             &alice,
             req(
                 "create",
-                "authorization.k8s.io",
-                "selfsubjectaccessreviews",
+                ("authorization.k8s.io", "selfsubjectaccessreviews"),
                 "",
                 "",
                 "",
             ),
             true,
         ),
-        (&dev, req("delete", "batch", "jobs", "", "x", "j"), true),
-        (&dev, req("get", "batch", "jobs", "", "x", "j"), false),
+        (&dev, req("delete", ("batch", "jobs"), "", "x", "j"), true),
+        (&dev, req("get", ("batch", "jobs"), "", "x", "j"), false),
         (
             &admin,
-            req("deletecollection", "", "secrets", "", "kube-system", ""),
+            req("deletecollection", ("", "secrets"), "", "kube-system", ""),
             true,
         ),
         (&anonymous, path("get", "/api"), false),
@@ -341,44 +245,23 @@ fn forbidden_messages_match_kube_apiserver() {
     let app = sa("default", "app");
     let cases = vec![
         (
-            req(
-                "update",
-                "coordination.k8s.io",
-                "leases",
-                "",
-                "default",
-                "p",
-            ),
+            req("update", LEASES, "", "default", "p"),
             r#"leases.coordination.k8s.io "p" is forbidden: User "system:serviceaccount:default:app" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "default""#,
         ),
         (
-            req("list", "", "pods", "", "default", ""),
+            req("list", PODS, "", "default", ""),
             r#"pods is forbidden: User "system:serviceaccount:default:app" cannot list resource "pods" in API group "" in the namespace "default""#,
         ),
         (
-            req(
-                "list",
-                "coordination.kube-zen.io",
-                "leaderpolicies",
-                "",
-                "",
-                "",
-            ),
+            req("list", POLICIES, "", "", ""),
             r#"leaderpolicies.coordination.kube-zen.io is forbidden: User "system:serviceaccount:default:app" cannot list resource "leaderpolicies" in API group "coordination.kube-zen.io" at the cluster scope"#,
         ),
         (
-            req("get", "", "namespaces", "", "", "kube-system"),
+            req("get", ("", "namespaces"), "", "", "kube-system"),
             r#"namespaces "kube-system" is forbidden: User "system:serviceaccount:default:app" cannot get resource "namespaces" in API group "" at the cluster scope"#,
         ),
         (
-            req(
-                "patch",
-                "coordination.kube-zen.io",
-                "leaderpolicies",
-                "status",
-                "default",
-                "p",
-            ),
+            req("patch", POLICIES, "status", "default", "p"),
             r#"leaderpolicies.coordination.kube-zen.io "p" is forbidden: User "system:serviceaccount:default:app" cannot patch resource "leaderpolicies/status" in API group "coordination.kube-zen.io" in the namespace "default""#,
         ),
         (

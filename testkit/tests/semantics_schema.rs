@@ -58,6 +58,15 @@ fn lp(spec: Value) -> Value {
            "metadata": {"name": "p", "namespace": "default"}, "spec": spec})
 }
 
+/// (reason, field, message) of each cause `schema` finds in `obj`.
+fn causes(schema: &Schema, obj: &Value, old: Option<&Value>) -> Vec<(String, String, String)> {
+    schema
+        .validate(obj, old)
+        .into_iter()
+        .map(|c| (c.reason, c.field, c.message))
+        .collect()
+}
+
 /// Defaults, prunes and validates like the real create path.
 fn admit(
     schema: &Schema,
@@ -66,11 +75,7 @@ fn admit(
 ) -> (Value, Vec<(String, String, String)>) {
     schema.prune(&mut obj);
     schema.apply_defaults(&mut obj);
-    let causes = schema
-        .validate(&obj, old)
-        .into_iter()
-        .map(|c| (c.reason, c.field, c.message))
-        .collect();
+    let causes = causes(schema, &obj, old);
     (obj, causes)
 }
 
@@ -226,11 +231,11 @@ fn cel_message_expression_field_path_and_errors() {
         {"rule": "self.r < 2.0", "reason": "FieldValueForbidden", "message": "r too big"}
     ]}}}))
     .unwrap();
-    let causes: Vec<(String, String, String)> = schema
-        .validate(&json!({"spec": {"a": 1, "r": 3, "s": "abcd"}}), None)
-        .into_iter()
-        .map(|c| (c.reason, c.field, c.message))
-        .collect();
+    let causes = causes(
+        &schema,
+        &json!({"spec": {"a": 1, "r": 3, "s": "abcd"}}),
+        None,
+    );
     assert_eq!(
         causes,
         vec![
@@ -378,15 +383,12 @@ fn list_map_and_set_duplicates_are_rejected() {
         "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}
     }}}}))
     .unwrap();
-    let causes: Vec<(String, String, String)> = schema
-        .validate(
-            &json!({"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "A", "status": "False"}],
-                               "tags": ["x", "y", "x"]}}),
-            None,
-        )
-        .into_iter()
-        .map(|c| (c.reason, c.field, c.message))
-        .collect();
+    let causes = causes(
+        &schema,
+        &json!({"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "A", "status": "False"}],
+                           "tags": ["x", "y", "x"]}}),
+        None,
+    );
     assert_eq!(
         causes,
         vec![

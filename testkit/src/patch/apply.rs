@@ -18,17 +18,6 @@ use crate::errors::{ApiError, Cause};
 /// nor tracked before the first apply.
 const BEFORE_FIRST_APPLY: &str = "before-first-apply";
 
-/// See [`super::server_side_apply`].
-pub fn server_side_apply(
-    target: &Target<'_>,
-    current: Option<&Value>,
-    body: &[u8],
-    manager: &str,
-    force: bool,
-) -> Result<Value, ApiError> {
-    server_side_apply_to(target, current, body, manager, force, "")
-}
-
 /// Server-side apply through `subresource` (`status`, or `""` for the main resource): the
 /// manager's `Apply` entry is recorded with that subresource, as the real server does.
 pub fn server_side_apply_to(

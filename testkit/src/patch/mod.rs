@@ -87,7 +87,7 @@ pub fn server_side_apply(
     manager: &str,
     force: bool,
 ) -> Result<Value, ApiError> {
-    apply::server_side_apply(target, current, body, manager, force)
+    apply::server_side_apply_to(target, current, body, manager, force, "")
 }
 
 /// [`server_side_apply`] through a subresource (`status`): the `Apply` entry in
@@ -159,21 +159,12 @@ mod tests {
             500
         );
         // Strategic merge keeps finalizers as a merged set; merge patch replaces the list.
-        let smp = patch(
-            PatchType::StrategicMerge,
-            &target,
-            &cur,
-            br#"{"metadata":{"finalizers":["b"]}}"#,
-        )
-        .unwrap();
-        assert_eq!(smp["metadata"]["finalizers"], json!(["a", "b"]));
-        let mp = patch(
-            PatchType::Merge,
-            &target,
-            &cur,
-            br#"{"metadata":{"finalizers":["b"]}}"#,
-        )
-        .unwrap();
-        assert_eq!(mp["metadata"]["finalizers"], json!(["b"]));
+        for (ty, finalizers) in [
+            (PatchType::StrategicMerge, json!(["a", "b"])),
+            (PatchType::Merge, json!(["b"])),
+        ] {
+            let out = patch(ty, &target, &cur, br#"{"metadata":{"finalizers":["b"]}}"#).unwrap();
+            assert_eq!(out["metadata"]["finalizers"], finalizers, "{ty:?}");
+        }
     }
 }

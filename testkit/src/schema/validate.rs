@@ -111,6 +111,57 @@ fn type_ok(schema: &Value, value: &Value) -> bool {
     }
 }
 
+/// The schema keywords that bound how many children an object or a list holds.
+struct CountBounds {
+    min: &'static str,
+    max: &'static str,
+    /// What the children are called in the too-few message.
+    noun: &'static str,
+}
+
+const PROPERTY_BOUNDS: CountBounds = CountBounds {
+    min: "minProperties",
+    max: "maxProperties",
+    noun: "properties",
+};
+
+const ITEM_BOUNDS: CountBounds = CountBounds {
+    min: "minItems",
+    max: "maxItems",
+    noun: "items",
+};
+
+/// Checks `count` children of `value` against `bounds`. kube-apiserver says "items" in the
+/// too-many message for objects too.
+fn check_count(
+    schema: &Value,
+    bounds: &CountBounds,
+    count: u64,
+    path: &str,
+    value: &Value,
+    causes: &mut Vec<Cause>,
+) {
+    let noun = bounds.noun;
+    if let Some(min) = schema.get(bounds.min).and_then(Value::as_u64)
+        && count < min
+    {
+        causes.push(invalid(
+            path,
+            value,
+            format!("{path} in body should have at least {min} {noun}"),
+        ));
+    }
+    if let Some(max) = schema.get(bounds.max).and_then(Value::as_u64)
+        && count > max
+    {
+        causes.push(Cause {
+            reason: "FieldValueTooMany".into(),
+            message: format!("Too many: {count}: must have at most {max} items"),
+            field: path.to_string(),
+        });
+    }
+}
+
 fn walk(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     if value.is_null() {
         if !node::flag(schema, "nullable") && !node::ty(schema).is_empty() {
@@ -277,24 +328,7 @@ fn walk(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     match value {
         Value::Object(obj) => {
             let count = obj.len() as u64;
-            if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
-                && count < min
-            {
-                causes.push(invalid(
-                    path,
-                    value,
-                    format!("{shown_path} in body should have at least {min} properties"),
-                ));
-            }
-            if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
-                && count > max
-            {
-                causes.push(Cause {
-                    reason: "FieldValueTooMany".into(),
-                    message: format!("Too many: {count}: must have at most {max} items"),
-                    field: path.to_string(),
-                });
-            }
+            check_count(schema, &PROPERTY_BOUNDS, count, path, value, causes);
             if let Some(required) = schema.get("required").and_then(Value::as_array) {
                 for r in required.iter().filter_map(Value::as_str) {
                     if !obj.contains_key(r) {
@@ -312,24 +346,7 @@ fn walk(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
         }
         Value::Array(items) => {
             let count = items.len() as u64;
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-                && count < min
-            {
-                causes.push(invalid(
-                    path,
-                    value,
-                    format!("{shown_path} in body should have at least {min} items"),
-                ));
-            }
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-                && count > max
-            {
-                causes.push(Cause {
-                    reason: "FieldValueTooMany".into(),
-                    message: format!("Too many: {count}: must have at most {max} items"),
-                    field: path.to_string(),
-                });
-            }
+            check_count(schema, &ITEM_BOUNDS, count, path, value, causes);
             if node::flag(schema, "uniqueItems")
                 && items
                     .iter()
