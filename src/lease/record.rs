@@ -263,12 +263,10 @@ pub fn acquire(
     lease_duration: Duration,
     term: u64,
 ) -> Lease {
-    let mut lease = base(observed, pool);
-    set_holder(&mut lease, holder);
+    // An acquisition writes what a renewal writes, and starts a new term.
+    let mut lease = renew(observed, pool, holder, now, lease_duration);
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     spec.acquire_time = Some(MicroTime(now));
-    spec.renew_time = Some(MicroTime(now));
-    spec.lease_duration_seconds = Some(duration_seconds(lease_duration));
     spec.lease_transitions = Some(term_i32(term));
     lease
 }
