@@ -252,6 +252,16 @@ fn base(observed: &Lease, pool: &str) -> Lease {
     lease
 }
 
+/// The observed Lease as the base of a write that keeps it held (by whoever it names) for
+/// `duration` from `now`.
+fn held_for(observed: &Lease, pool: &str, now: jiff::Timestamp, duration: Duration) -> Lease {
+    let mut lease = base(observed, pool);
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    spec.renew_time = Some(MicroTime(now));
+    spec.lease_duration_seconds = Some(duration_seconds(duration));
+    lease
+}
+
 /// Body of an acquisition of an observed Lease (empty, expired, or handed over) with a new
 /// `term`: the observed term + 1, or more when the pool's high-water mark is higher
 /// (see [`super::decision`]).
@@ -280,11 +290,8 @@ pub fn renew(
     now: jiff::Timestamp,
     lease_duration: Duration,
 ) -> Lease {
-    let mut lease = base(observed, pool);
+    let mut lease = held_for(observed, pool, now, lease_duration);
     set_holder(&mut lease, holder);
-    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-    spec.renew_time = Some(MicroTime(now));
-    spec.lease_duration_seconds = Some(duration_seconds(lease_duration));
     lease
 }
 
@@ -315,11 +322,7 @@ pub fn release_with_min_hold(
     now: jiff::Timestamp,
     remaining: Duration,
 ) -> Lease {
-    let mut lease = base(observed, pool);
-    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-    spec.renew_time = Some(MicroTime(now));
-    spec.lease_duration_seconds = Some(duration_seconds(remaining));
-    lease
+    held_for(observed, pool, now, remaining)
 }
 
 /// Body of a gate-mode handover (DESIGN §4): the holder stays, the controller renews from now on.
