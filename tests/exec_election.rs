@@ -33,18 +33,22 @@ impl Pool {
 
     /// A heartbeat replica with `identity` and extra flags.
     fn replica(&self, identity: &str, extra: &[&str], pid1: bool) -> Wrapper {
-        let mut launch = self
-            .api
+        self.api
             .launch(&self.scratch, identity)
             .args(["--pool", self.name.as_str(), "--identity", identity])
             .args(FAST)
             .args(extra.iter().copied())
             .env("HB", self.hb.to_string_lossy())
-            .arg_path(&self.scratch.path("hb.sh"));
-        if pid1 {
-            launch = launch.pid1();
-        }
-        launch.spawn()
+            .arg_path(&self.scratch.path("hb.sh"))
+            .pid1_when(pid1)
+            .spawn()
+    }
+
+    /// `n` heartbeat replicas `r0`, `r1`, … with no extra flags.
+    fn replicas(&self, n: usize, pid1: bool) -> Vec<Wrapper> {
+        (0..n)
+            .map(|i| self.replica(&format!("r{i}"), &[], pid1))
+            .collect()
     }
 
     fn heartbeats(&self) -> String {
@@ -102,9 +106,7 @@ fn index_of(identity: &str) -> usize {
 #[test]
 fn five_replicas_exactly_one_child_runs() {
     let pool = Pool::new("five");
-    let mut replicas: Vec<Wrapper> = (0..5)
-        .map(|i| pool.replica(&format!("r{i}"), &[], false))
-        .collect();
+    let mut replicas = pool.replicas(5, false);
     let leader = pool.wait_for_running_leader(20);
     assert_eq!(pool.holder().as_deref(), Some(leader.as_str()));
     let terms = pool.check();
@@ -137,9 +139,7 @@ fn five_replicas_exactly_one_child_runs() {
 #[test]
 fn sigterm_to_the_leader_hands_over_after_its_child_is_gone() {
     let pool = Pool::new("handover");
-    let mut replicas: Vec<Wrapper> = (0..3)
-        .map(|i| pool.replica(&format!("r{i}"), &[], false))
-        .collect();
+    let mut replicas = pool.replicas(3, false);
     let first = pool.wait_for_term_after(0, 5);
     let old = &mut replicas[index_of(&first.identity)];
     old.signal(Signal::SIGTERM);
@@ -166,9 +166,7 @@ fn sigkill_of_the_leaders_pid_namespace_successor_waits_for_the_lease() {
         return;
     }
     let pool = Pool::new("sigkill");
-    let mut replicas: Vec<Wrapper> = (0..3)
-        .map(|i| pool.replica(&format!("r{i}"), &[], true))
-        .collect();
+    let mut replicas = pool.replicas(3, true);
     let first = pool.wait_for_term_after(0, 5);
     let killed_at = now_nanos();
     replicas[index_of(&first.identity)].kill_all();
@@ -193,9 +191,7 @@ fn sigkill_of_the_leaders_pid_namespace_successor_waits_for_the_lease() {
 #[test]
 fn partitioned_leader_stops_its_child_before_the_lease_can_expire() {
     let pool = Pool::new("partition");
-    let mut replicas: Vec<Wrapper> = (0..3)
-        .map(|i| pool.replica(&format!("r{i}"), &[], false))
-        .collect();
+    let mut replicas = pool.replicas(3, false);
     let first = pool.wait_for_term_after(0, 5);
     let cut_at = now_nanos();
     pool.api.blackhole(&first.identity, true);
@@ -531,9 +527,7 @@ fn sigstop_of_the_leader_past_the_lease_then_sigcont_stops_its_child() {
         return;
     }
     let pool = Pool::new("paused");
-    let mut replicas: Vec<Wrapper> = (0..2)
-        .map(|i| pool.replica(&format!("r{i}"), &[], true))
-        .collect();
+    let mut replicas = pool.replicas(2, true);
     let first = pool.wait_for_term_after(0, 3);
     let old = index_of(&first.identity);
     let wrapper = replicas[old].pid;
@@ -628,12 +622,11 @@ fn namespace_comes_from_the_flag_then_pod_namespace_then_the_kubeconfig() {
 #[test]
 fn unset_timings_come_from_the_leader_policy() {
     let pool = Pool::new("policy");
-    let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/crd/bases/");
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(pool.api.kubeconfig())
+    let out = pool
+        .api
+        .kubectl()
         .args(["apply", "-f"])
-        .arg(&crd)
+        .arg(repo_path("config/crd/bases/"))
         .output()
         .expect("kubectl");
     assert!(
@@ -646,9 +639,8 @@ fn unset_timings_come_from_the_leader_policy() {
     let policy = "apiVersion: coordination.kube-zen.io/v1alpha1\nkind: LeaderPolicy\nmetadata:\n  name: policy\n  namespace: default\nspec:\n  leaseDurationSeconds: 12\n  renewDeadlineSeconds: 10\n  retryPeriodSeconds: 2\n";
     // The CRD is served once established: retry the apply until it is.
     eventually("the LeaderPolicy to be accepted", || {
-        std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(pool.api.kubeconfig())
+        pool.api
+            .kubectl()
             .args(["apply", "-f", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())

@@ -7,18 +7,26 @@ mod exec_support;
 use exec_support::*;
 use nix::sys::signal::Signal;
 
+/// Starts `sh -c SCRIPT` under the wrapper in `pool` as `identity`.
+fn spawn_sh(
+    api: &ApiServer,
+    scratch: &Scratch,
+    pool: &str,
+    identity: &str,
+    script: &str,
+    pid1: bool,
+) -> Wrapper {
+    api.launch(scratch, pool)
+        .args(["--pool", pool, "--identity", identity])
+        .args(FAST)
+        .args(["--", "sh", "-c", script])
+        .pid1_when(pid1)
+        .spawn()
+}
+
 /// Runs `sh -c SCRIPT` under the wrapper in `pool` and returns the wrapper's exit code.
 fn run_sh(api: &ApiServer, scratch: &Scratch, pool: &str, script: &str, pid1: bool) -> i32 {
-    let mut launch = api
-        .launch(scratch, pool)
-        .args(["--pool", pool, "--identity", pool])
-        .args(FAST)
-        .args(["--", "sh", "-c", script]);
-    if pid1 {
-        launch = launch.pid1();
-    }
-    let mut w = launch.spawn();
-    w.exit_code()
+    spawn_sh(api, scratch, pool, pool, script, pid1).exit_code()
 }
 
 #[test]
@@ -35,14 +43,11 @@ fn exit_code_sweep_as_pid1() {
             .iter()
             .map(|code| {
                 let pool = format!("sweep-{code}");
-                let w = api
-                    .launch(&scratch, &pool)
-                    .args(["--pool", pool.as_str(), "--identity", "sweeper"])
-                    .args(FAST)
-                    .args(["--", "sh", "-c", &format!("exit {code}")])
-                    .pid1()
-                    .spawn();
-                (*code, w)
+                let script = format!("exit {code}");
+                (
+                    *code,
+                    spawn_sh(&api, &scratch, &pool, "sweeper", &script, true),
+                )
             })
             .collect();
         for (code, w) in &mut running {
@@ -90,20 +95,12 @@ fn death_by_signal_exits_128_plus_n_as_pid1() {
             .map(|signal| {
                 let n = *signal as i32;
                 let pool = format!("sig-{n}");
-                let w = api
-                    .launch(&scratch, &pool)
-                    .args(["--pool", pool.as_str(), "--identity", "sig"])
-                    .args(FAST)
-                    // No core files: the signal, not the dump, is under test.
-                    .args([
-                        "--",
-                        "sh",
-                        "-c",
-                        &format!("ulimit -c 0; kill -{n} $$; sleep 30"),
-                    ])
-                    .pid1()
-                    .spawn();
-                (*signal, w)
+                // No core files: the signal, not the dump, is under test.
+                let script = format!("ulimit -c 0; kill -{n} $$; sleep 30");
+                (
+                    *signal,
+                    spawn_sh(&api, &scratch, &pool, "sig", &script, true),
+                )
             })
             .collect();
         for (signal, w) in &mut running {
@@ -187,11 +184,7 @@ fn forwarding(pid1: bool, group: bool) {
     if group {
         launch = launch.args(["--signal-group"]);
     }
-    let mut launch = launch.arg_path(&script);
-    if pid1 {
-        launch = launch.pid1();
-    }
-    let mut w = launch.spawn();
+    let mut w = launch.arg_path(&script).pid1_when(pid1).spawn();
     let read = || std::fs::read_to_string(&file).unwrap_or_default();
     eventually("the child to start", || read().contains("READY"));
     for (signal, name) in signals.iter().zip(&names) {
@@ -232,15 +225,13 @@ fn reaping(pid1: bool) {
             file.display()
         ),
     );
-    let mut launch = api
+    let mut w = api
         .launch(&scratch, "zombies")
         .args(["--pool", "zombies", "--identity", "z"])
         .args(FAST)
-        .arg_path(&script);
-    if pid1 {
-        launch = launch.pid1();
-    }
-    let mut w = launch.spawn();
+        .arg_path(&script)
+        .pid1_when(pid1)
+        .spawn();
     // The orphans are first seen as live children of the wrapper (so this test can fail) ...
     eventually("orphans re-parented to the wrapper", || {
         children_of(w.pid).len() >= 6
