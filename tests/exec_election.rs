@@ -82,6 +82,13 @@ impl Pool {
         found.expect("a term")
     }
 
+    /// Waits until a child of a term after `first`'s has beaten `beats` times, and checks that
+    /// another replica runs it.
+    fn wait_for_successor(&self, first: &Interval, beats: usize) {
+        let second = self.wait_for_term_after(first.term, beats);
+        assert_ne!(first.identity, second.identity);
+    }
+
     /// Waits for the first running leader; returns its identity.
     fn wait_for_running_leader(&self, beats: usize) -> String {
         self.wait_for_term_after(0, beats).identity
@@ -145,8 +152,7 @@ fn sigterm_to_the_leader_hands_over_after_its_child_is_gone() {
     old.signal(Signal::SIGTERM);
     // The child traps TERM and exits 0; the wrapper exits with its code.
     assert_eq!(old.exit_code(), 0, "{}", old.stderr());
-    let second = pool.wait_for_term_after(first.term, 5);
-    assert_ne!(first.identity, second.identity);
+    pool.wait_for_successor(&first, 5);
     let terms = pool.check();
     assert_eq!(terms.len(), 2, "{terms:?}");
     assert!(terms[1].term > terms[0].term);
@@ -170,8 +176,7 @@ fn sigkill_of_the_leaders_pid_namespace_successor_waits_for_the_lease() {
     let first = pool.wait_for_term_after(0, 5);
     let killed_at = now_nanos();
     replicas[index_of(&first.identity)].kill_all();
-    let second = pool.wait_for_term_after(first.term, 1);
-    assert_ne!(first.identity, second.identity);
+    pool.wait_for_successor(&first, 1);
     let terms = pool.check();
     assert_eq!(terms.len(), 2, "{terms:?}");
     // The old child still ran at the kill, so the leader's last successful renewal was less
@@ -197,8 +202,7 @@ fn partitioned_leader_stops_its_child_before_the_lease_can_expire() {
     pool.api.blackhole(&first.identity, true);
     let old = &mut replicas[index_of(&first.identity)];
     assert_eq!(old.exit_code(), 80, "lease lost: {}", old.stderr());
-    let second = pool.wait_for_term_after(first.term, 1);
-    assert_ne!(first.identity, second.identity);
+    pool.wait_for_successor(&first, 1);
     let terms = pool.check();
     assert_eq!(terms.len(), 2, "{terms:?}");
     // Renew deadline 2s + kill grace 1s < lease 4s: the old child ended before anyone could
@@ -543,8 +547,7 @@ fn sigstop_of_the_leader_past_the_lease_then_sigcont_stops_its_child() {
         nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g), Signal::SIGSTOP).expect("stop");
     }
     // Past its lease, the other replica takes over.
-    let second = pool.wait_for_term_after(first.term, 3);
-    assert_ne!(second.identity, first.identity);
+    pool.wait_for_successor(&first, 3);
     for g in &groups {
         // The child's group may be gone already: the wrapper, woken first, killed it.
         match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g), Signal::SIGCONT) {

@@ -29,6 +29,22 @@ fn run_sh(api: &ApiServer, scratch: &Scratch, pool: &str, script: &str, pid1: bo
     spawn_sh(api, scratch, pool, pool, script, pid1).exit_code()
 }
 
+/// Starts a wrapper for each of `items`, `at_once` at a time, and checks each wrapper of a batch
+/// before starting the next batch.
+fn in_batches<T>(
+    items: &[T],
+    at_once: usize,
+    start: impl Fn(&T) -> Wrapper,
+    check: impl Fn(&T, &mut Wrapper),
+) {
+    for batch in items.chunks(at_once) {
+        let mut running: Vec<Wrapper> = batch.iter().map(&start).collect();
+        for (item, w) in batch.iter().zip(&mut running) {
+            check(item, w);
+        }
+    }
+}
+
 #[test]
 fn exit_code_sweep_as_pid1() {
     if skip_without_unshare() {
@@ -38,22 +54,22 @@ fn exit_code_sweep_as_pid1() {
     let scratch = Scratch::new("sweep");
     // Every code from 0 to 255 (it takes a few seconds, eight wrappers at a time).
     let codes: Vec<i32> = (0..=255).collect();
-    for batch in codes.chunks(8) {
-        let mut running: Vec<(i32, Wrapper)> = batch
-            .iter()
-            .map(|code| {
-                let pool = format!("sweep-{code}");
-                let script = format!("exit {code}");
-                (
-                    *code,
-                    spawn_sh(&api, &scratch, &pool, "sweeper", &script, true),
-                )
-            })
-            .collect();
-        for (code, w) in &mut running {
-            assert_eq!(w.exit_code(), *code, "child exit {code}: {}", w.stderr());
-        }
-    }
+    in_batches(
+        &codes,
+        8,
+        |code| {
+            let pool = format!("sweep-{code}");
+            spawn_sh(
+                &api,
+                &scratch,
+                &pool,
+                "sweeper",
+                &format!("exit {code}"),
+                true,
+            )
+        },
+        |code, w| assert_eq!(w.exit_code(), *code, "child exit {code}: {}", w.stderr()),
+    );
 }
 
 #[test]
@@ -89,29 +105,25 @@ fn death_by_signal_exits_128_plus_n_as_pid1() {
         Signal::SIGPWR,
         Signal::SIGSYS,
     ];
-    for batch in signals.chunks(4) {
-        let mut running: Vec<(Signal, Wrapper)> = batch
-            .iter()
-            .map(|signal| {
-                let n = *signal as i32;
-                let pool = format!("sig-{n}");
-                // No core files: the signal, not the dump, is under test.
-                let script = format!("ulimit -c 0; kill -{n} $$; sleep 30");
-                (
-                    *signal,
-                    spawn_sh(&api, &scratch, &pool, "sig", &script, true),
-                )
-            })
-            .collect();
-        for (signal, w) in &mut running {
+    in_batches(
+        &signals,
+        4,
+        |signal| {
+            let n = *signal as i32;
+            let pool = format!("sig-{n}");
+            // No core files: the signal, not the dump, is under test.
+            let script = format!("ulimit -c 0; kill -{n} $$; sleep 30");
+            spawn_sh(&api, &scratch, &pool, "sig", &script, true)
+        },
+        |signal, w| {
             assert_eq!(
                 w.exit_code(),
                 128 + *signal as i32,
                 "{signal:?}: {}",
                 w.stderr()
             );
-        }
-    }
+        },
+    );
 }
 
 #[test]

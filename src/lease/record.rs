@@ -223,23 +223,16 @@ pub fn create(
     lease_duration: Duration,
     term: u64,
 ) -> Lease {
-    let mut lease = Lease {
+    // A create writes what an acquisition of an empty Lease of that name writes.
+    let missing = Lease {
         metadata: ObjectMeta {
             name: Some(pool.to_owned()),
             namespace: Some(namespace.to_owned()),
             ..ObjectMeta::default()
         },
-        spec: Some(LeaseSpec {
-            acquire_time: Some(MicroTime(now)),
-            renew_time: Some(MicroTime(now)),
-            lease_duration_seconds: Some(duration_seconds(lease_duration)),
-            lease_transitions: Some(term_i32(term)),
-            ..LeaseSpec::default()
-        }),
+        spec: None,
     };
-    ensure_labels(&mut lease, pool);
-    set_holder(&mut lease, holder);
-    lease
+    acquire(&missing, pool, holder, now, lease_duration, term)
 }
 
 /// The observed Lease as the base of a conditional write: same `resourceVersion`, managed labels
