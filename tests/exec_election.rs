@@ -33,18 +33,22 @@ impl Pool {
 
     /// A heartbeat replica with `identity` and extra flags.
     fn replica(&self, identity: &str, extra: &[&str], pid1: bool) -> Wrapper {
-        let mut launch = self
-            .api
+        self.api
             .launch(&self.scratch, identity)
             .args(["--pool", self.name.as_str(), "--identity", identity])
             .args(FAST)
             .args(extra.iter().copied())
             .env("HB", self.hb.to_string_lossy())
-            .arg_path(&self.scratch.path("hb.sh"));
-        if pid1 {
-            launch = launch.pid1();
-        }
-        launch.spawn()
+            .arg_path(&self.scratch.path("hb.sh"))
+            .pid1_when(pid1)
+            .spawn()
+    }
+
+    /// `n` heartbeat replicas `r0`, `r1`, … with no extra flags.
+    fn replicas(&self, n: usize, pid1: bool) -> Vec<Wrapper> {
+        (0..n)
+            .map(|i| self.replica(&format!("r{i}"), &[], pid1))
+            .collect()
     }
 
     fn heartbeats(&self) -> String {
@@ -78,6 +82,13 @@ impl Pool {
         found.expect("a term")
     }
 
+    /// Waits until a child of a term after `first`'s has beaten `beats` times, and checks that
+    /// another replica runs it.
+    fn wait_for_successor(&self, first: &Interval, beats: usize) {
+        let second = self.wait_for_term_after(first.term, beats);
+        assert_ne!(first.identity, second.identity);
+    }
+
     /// Waits for the first running leader; returns its identity.
     fn wait_for_running_leader(&self, beats: usize) -> String {
         self.wait_for_term_after(0, beats).identity
@@ -102,9 +113,7 @@ fn index_of(identity: &str) -> usize {
 #[test]
 fn five_replicas_exactly_one_child_runs() {
     let pool = Pool::new("five");
-    let mut replicas: Vec<Wrapper> = (0..5)
-        .map(|i| pool.replica(&format!("r{i}"), &[], false))
-        .collect();
+    let mut replicas = pool.replicas(5, false);
     let leader = pool.wait_for_running_leader(20);
     assert_eq!(pool.holder().as_deref(), Some(leader.as_str()));
     let terms = pool.check();
@@ -137,16 +146,13 @@ fn five_replicas_exactly_one_child_runs() {
 #[test]
 fn sigterm_to_the_leader_hands_over_after_its_child_is_gone() {
     let pool = Pool::new("handover");
-    let mut replicas: Vec<Wrapper> = (0..3)
-        .map(|i| pool.replica(&format!("r{i}"), &[], false))
-        .collect();
+    let mut replicas = pool.replicas(3, false);
     let first = pool.wait_for_term_after(0, 5);
     let old = &mut replicas[index_of(&first.identity)];
     old.signal(Signal::SIGTERM);
     // The child traps TERM and exits 0; the wrapper exits with its code.
     assert_eq!(old.exit_code(), 0, "{}", old.stderr());
-    let second = pool.wait_for_term_after(first.term, 5);
-    assert_ne!(first.identity, second.identity);
+    pool.wait_for_successor(&first, 5);
     let terms = pool.check();
     assert_eq!(terms.len(), 2, "{terms:?}");
     assert!(terms[1].term > terms[0].term);
@@ -166,14 +172,11 @@ fn sigkill_of_the_leaders_pid_namespace_successor_waits_for_the_lease() {
         return;
     }
     let pool = Pool::new("sigkill");
-    let mut replicas: Vec<Wrapper> = (0..3)
-        .map(|i| pool.replica(&format!("r{i}"), &[], true))
-        .collect();
+    let mut replicas = pool.replicas(3, true);
     let first = pool.wait_for_term_after(0, 5);
     let killed_at = now_nanos();
     replicas[index_of(&first.identity)].kill_all();
-    let second = pool.wait_for_term_after(first.term, 1);
-    assert_ne!(first.identity, second.identity);
+    pool.wait_for_successor(&first, 1);
     let terms = pool.check();
     assert_eq!(terms.len(), 2, "{terms:?}");
     // The old child still ran at the kill, so the leader's last successful renewal was less
@@ -193,16 +196,13 @@ fn sigkill_of_the_leaders_pid_namespace_successor_waits_for_the_lease() {
 #[test]
 fn partitioned_leader_stops_its_child_before_the_lease_can_expire() {
     let pool = Pool::new("partition");
-    let mut replicas: Vec<Wrapper> = (0..3)
-        .map(|i| pool.replica(&format!("r{i}"), &[], false))
-        .collect();
+    let mut replicas = pool.replicas(3, false);
     let first = pool.wait_for_term_after(0, 5);
     let cut_at = now_nanos();
     pool.api.blackhole(&first.identity, true);
     let old = &mut replicas[index_of(&first.identity)];
     assert_eq!(old.exit_code(), 80, "lease lost: {}", old.stderr());
-    let second = pool.wait_for_term_after(first.term, 1);
-    assert_ne!(first.identity, second.identity);
+    pool.wait_for_successor(&first, 1);
     let terms = pool.check();
     assert_eq!(terms.len(), 2, "{terms:?}");
     // Renew deadline 2s + kill grace 1s < lease 4s: the old child ended before anyone could
@@ -531,9 +531,7 @@ fn sigstop_of_the_leader_past_the_lease_then_sigcont_stops_its_child() {
         return;
     }
     let pool = Pool::new("paused");
-    let mut replicas: Vec<Wrapper> = (0..2)
-        .map(|i| pool.replica(&format!("r{i}"), &[], true))
-        .collect();
+    let mut replicas = pool.replicas(2, true);
     let first = pool.wait_for_term_after(0, 3);
     let old = index_of(&first.identity);
     let wrapper = replicas[old].pid;
@@ -549,8 +547,7 @@ fn sigstop_of_the_leader_past_the_lease_then_sigcont_stops_its_child() {
         nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g), Signal::SIGSTOP).expect("stop");
     }
     // Past its lease, the other replica takes over.
-    let second = pool.wait_for_term_after(first.term, 3);
-    assert_ne!(second.identity, first.identity);
+    pool.wait_for_successor(&first, 3);
     for g in &groups {
         // The child's group may be gone already: the wrapper, woken first, killed it.
         match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*g), Signal::SIGCONT) {
@@ -628,12 +625,11 @@ fn namespace_comes_from_the_flag_then_pod_namespace_then_the_kubeconfig() {
 #[test]
 fn unset_timings_come_from_the_leader_policy() {
     let pool = Pool::new("policy");
-    let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/crd/bases/");
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(pool.api.kubeconfig())
+    let out = pool
+        .api
+        .kubectl()
         .args(["apply", "-f"])
-        .arg(&crd)
+        .arg(repo_path("config/crd/bases/"))
         .output()
         .expect("kubectl");
     assert!(
@@ -646,9 +642,8 @@ fn unset_timings_come_from_the_leader_policy() {
     let policy = "apiVersion: coordination.kube-zen.io/v1alpha1\nkind: LeaderPolicy\nmetadata:\n  name: policy\n  namespace: default\nspec:\n  leaseDurationSeconds: 12\n  renewDeadlineSeconds: 10\n  retryPeriodSeconds: 2\n";
     // The CRD is served once established: retry the apply until it is.
     eventually("the LeaderPolicy to be accepted", || {
-        std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(pool.api.kubeconfig())
+        pool.api
+            .kubectl()
             .args(["apply", "-f", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())

@@ -7,18 +7,42 @@ mod exec_support;
 use exec_support::*;
 use nix::sys::signal::Signal;
 
+/// Starts `sh -c SCRIPT` under the wrapper in `pool` as `identity`.
+fn spawn_sh(
+    api: &ApiServer,
+    scratch: &Scratch,
+    pool: &str,
+    identity: &str,
+    script: &str,
+    pid1: bool,
+) -> Wrapper {
+    api.launch(scratch, pool)
+        .args(["--pool", pool, "--identity", identity])
+        .args(FAST)
+        .args(["--", "sh", "-c", script])
+        .pid1_when(pid1)
+        .spawn()
+}
+
 /// Runs `sh -c SCRIPT` under the wrapper in `pool` and returns the wrapper's exit code.
 fn run_sh(api: &ApiServer, scratch: &Scratch, pool: &str, script: &str, pid1: bool) -> i32 {
-    let mut launch = api
-        .launch(scratch, pool)
-        .args(["--pool", pool, "--identity", pool])
-        .args(FAST)
-        .args(["--", "sh", "-c", script]);
-    if pid1 {
-        launch = launch.pid1();
+    spawn_sh(api, scratch, pool, pool, script, pid1).exit_code()
+}
+
+/// Starts a wrapper for each of `items`, `at_once` at a time, and checks each wrapper of a batch
+/// before starting the next batch.
+fn in_batches<T>(
+    items: &[T],
+    at_once: usize,
+    start: impl Fn(&T) -> Wrapper,
+    check: impl Fn(&T, &mut Wrapper),
+) {
+    for batch in items.chunks(at_once) {
+        let mut running: Vec<Wrapper> = batch.iter().map(&start).collect();
+        for (item, w) in batch.iter().zip(&mut running) {
+            check(item, w);
+        }
     }
-    let mut w = launch.spawn();
-    w.exit_code()
 }
 
 #[test]
@@ -30,25 +54,22 @@ fn exit_code_sweep_as_pid1() {
     let scratch = Scratch::new("sweep");
     // Every code from 0 to 255 (it takes a few seconds, eight wrappers at a time).
     let codes: Vec<i32> = (0..=255).collect();
-    for batch in codes.chunks(8) {
-        let mut running: Vec<(i32, Wrapper)> = batch
-            .iter()
-            .map(|code| {
-                let pool = format!("sweep-{code}");
-                let w = api
-                    .launch(&scratch, &pool)
-                    .args(["--pool", pool.as_str(), "--identity", "sweeper"])
-                    .args(FAST)
-                    .args(["--", "sh", "-c", &format!("exit {code}")])
-                    .pid1()
-                    .spawn();
-                (*code, w)
-            })
-            .collect();
-        for (code, w) in &mut running {
-            assert_eq!(w.exit_code(), *code, "child exit {code}: {}", w.stderr());
-        }
-    }
+    in_batches(
+        &codes,
+        8,
+        |code| {
+            let pool = format!("sweep-{code}");
+            spawn_sh(
+                &api,
+                &scratch,
+                &pool,
+                "sweeper",
+                &format!("exit {code}"),
+                true,
+            )
+        },
+        |code, w| assert_eq!(w.exit_code(), *code, "child exit {code}: {}", w.stderr()),
+    );
 }
 
 #[test]
@@ -84,37 +105,25 @@ fn death_by_signal_exits_128_plus_n_as_pid1() {
         Signal::SIGPWR,
         Signal::SIGSYS,
     ];
-    for batch in signals.chunks(4) {
-        let mut running: Vec<(Signal, Wrapper)> = batch
-            .iter()
-            .map(|signal| {
-                let n = *signal as i32;
-                let pool = format!("sig-{n}");
-                let w = api
-                    .launch(&scratch, &pool)
-                    .args(["--pool", pool.as_str(), "--identity", "sig"])
-                    .args(FAST)
-                    // No core files: the signal, not the dump, is under test.
-                    .args([
-                        "--",
-                        "sh",
-                        "-c",
-                        &format!("ulimit -c 0; kill -{n} $$; sleep 30"),
-                    ])
-                    .pid1()
-                    .spawn();
-                (*signal, w)
-            })
-            .collect();
-        for (signal, w) in &mut running {
+    in_batches(
+        &signals,
+        4,
+        |signal| {
+            let n = *signal as i32;
+            let pool = format!("sig-{n}");
+            // No core files: the signal, not the dump, is under test.
+            let script = format!("ulimit -c 0; kill -{n} $$; sleep 30");
+            spawn_sh(&api, &scratch, &pool, "sig", &script, true)
+        },
+        |signal, w| {
             assert_eq!(
                 w.exit_code(),
                 128 + *signal as i32,
                 "{signal:?}: {}",
                 w.stderr()
             );
-        }
-    }
+        },
+    );
 }
 
 #[test]
@@ -187,11 +196,7 @@ fn forwarding(pid1: bool, group: bool) {
     if group {
         launch = launch.args(["--signal-group"]);
     }
-    let mut launch = launch.arg_path(&script);
-    if pid1 {
-        launch = launch.pid1();
-    }
-    let mut w = launch.spawn();
+    let mut w = launch.arg_path(&script).pid1_when(pid1).spawn();
     let read = || std::fs::read_to_string(&file).unwrap_or_default();
     eventually("the child to start", || read().contains("READY"));
     for (signal, name) in signals.iter().zip(&names) {
@@ -232,15 +237,13 @@ fn reaping(pid1: bool) {
             file.display()
         ),
     );
-    let mut launch = api
+    let mut w = api
         .launch(&scratch, "zombies")
         .args(["--pool", "zombies", "--identity", "z"])
         .args(FAST)
-        .arg_path(&script);
-    if pid1 {
-        launch = launch.pid1();
-    }
-    let mut w = launch.spawn();
+        .arg_path(&script)
+        .pid1_when(pid1)
+        .spawn();
     // The orphans are first seen as live children of the wrapper (so this test can fail) ...
     eventually("orphans re-parented to the wrapper", || {
         children_of(w.pid).len() >= 6

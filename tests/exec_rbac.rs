@@ -6,15 +6,10 @@
 mod exec_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use exec_support::*;
 
 const SA_TOKEN: &str = "report-sa-token";
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 /// The auth server, and a kubeconfig for the `default/report` service account.
 fn setup(scratch: &Scratch) -> (ApiServer, PathBuf) {
@@ -67,11 +62,10 @@ fn the_workload_role_from_config_rbac_is_enough() {
     let scratch = Scratch::new("rbac-ok");
     let (api, kubeconfig) = setup(&scratch);
     for file in ["config/rbac/", "examples/rbac.yaml"] {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(api.kubeconfig())
+        let out = api
+            .kubectl()
             .args(["apply", "-f"])
-            .arg(repo(file))
+            .arg(repo_path(file))
             .output()
             .expect("run kubectl");
         assert!(

@@ -8,13 +8,7 @@ use std::collections::BTreeMap;
 use common::*;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use kube::api::{Api, ObjectMeta, PostParams};
-use zen_lead::lease::record::LeaseRecord;
 use zen_lead::lease::{LeaderState, LeaseError};
-
-async fn lease(server: &zen_lead_testkit::TestServer, pool: &str) -> LeaseRecord {
-    let api: Api<Lease> = Api::namespaced(server.client().expect("client"), "default");
-    LeaseRecord::from_lease(&api.get(pool).await.expect("get lease"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_electors_exactly_one_leads() {
@@ -37,14 +31,9 @@ async fn two_electors_exactly_one_leads() {
     } else {
         (a.state(), "pod-b")
     };
-    let following = wait_for(
-        &mut other,
-        "the other to follow the leader",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == leader),
-    )
-    .await;
+    let following = wait_following(&mut other, "the other to follow the leader", leader).await;
     assert!(is_following(&following));
-    let record = lease(&server, "two").await;
+    let record = lease_record(&server, "two").await;
     assert_eq!(record.holder.as_deref(), Some(leader));
     assert_eq!(record.term, term(&first.1));
     assert!(record.managed);
@@ -62,27 +51,24 @@ async fn two_electors_exactly_one_leads() {
 async fn release_hands_over_within_one_watch_event() {
     let server = server().await;
     // A lease so long that only a release (not expiry) can hand over within the test.
-    let t = timing(3600, 10, 2000);
-    let mut a = spawn(&server, "release", "pod-a", t);
-    let term_a = a.leading().await.expect("a leads");
-    let b = spawn(&server, "release", "pod-b", t);
-    let mut sb = b.state();
-    wait_for(
-        &mut sb,
-        "b to follow a",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-    )
-    .await;
-    let writes_before = server.accounting().count(&agent("pod-b"), "update")
-        + server.accounting().count(&agent("pod-b"), "create");
+    let Pair {
+        a,
+        term: term_a,
+        mut sb,
+        b: _b,
+    } = leader_and_follower(&server, "release", timing(3600, 10, 2000)).await;
+    let writes = || {
+        server.accounting().count(&agent("pod-b"), "update")
+            + server.accounting().count(&agent("pod-b"), "create")
+    };
+    let writes_before = writes();
     a.release().await.expect("release");
     let leading = wait_for(&mut sb, "b to lead after the release", is_leading).await;
     assert_eq!(term(&leading), term_a + 1);
     // b saw the release in its watch and took the lease in one write: no polling, no retries.
-    let writes_after = server.accounting().count(&agent("pod-b"), "update")
-        + server.accounting().count(&agent("pod-b"), "create");
+    let writes_after = writes();
     assert_eq!(writes_after - writes_before, 1);
-    let record = lease(&server, "release").await;
+    let record = lease_record(&server, "release").await;
     assert_eq!(record.holder.as_deref(), Some("pod-b"));
 }
 
@@ -126,7 +112,7 @@ async fn five_elector_race_one_leader_and_strictly_increasing_terms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmanaged_lease_is_a_conflict() {
     let server = server().await;
-    let api: Api<Lease> = Api::namespaced(server.client().expect("client"), "default");
+    let api = leases(&server);
     let foreign = Lease {
         metadata: ObjectMeta {
             name: Some("foreign".into()),
@@ -142,15 +128,13 @@ async fn unmanaged_lease_is_a_conflict() {
         .await
         .expect("create foreign lease");
     let mut a = spawn(&server, "foreign", "pod-a", timing(15, 10, 2000));
-    let result = tokio::time::timeout(EVENTUALLY, a.leading())
-        .await
-        .expect("elector answers");
+    let result = leading_within(&mut a).await;
     assert!(
         matches!(result, Err(LeaseError::Unmanaged { .. })),
         "{result:?}"
     );
     // Never taken over.
-    let record = lease(&server, "foreign").await;
+    let record = lease_record(&server, "foreign").await;
     assert_eq!(record.holder, None);
     assert!(!record.managed);
 }
@@ -193,7 +177,7 @@ async fn recreated_lease_keeps_the_term_from_leader_policy_status() {
     let t = timing(15, 10, 2000);
     let mut a = spawn(&server, "recreated", "pod-a", t);
     assert_eq!(a.leading().await.expect("a leads"), 42);
-    assert_eq!(lease(&server, "recreated").await.term, 42);
+    assert_eq!(lease_record(&server, "recreated").await.term, 42);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,15 +192,8 @@ async fn elects_over_tls_with_a_bearer_token() {
     assert!(server.url().starts_with("https://"));
     // The client stack zen-lead builds (TLS roots, token auth, keep-alive) against it.
     let config = server.config("unused", None).expect("config");
-    let client = zen_lead::client::from_config(config, "pod-a").expect("client");
-    let mut a = zen_lead::lease::Elector::spawn(
-        client,
-        common::config("tls", "pod-a", timing(15, 10, 2000)),
-    );
-    let term = tokio::time::timeout(EVENTUALLY, a.leading())
-        .await
-        .expect("elector answers")
-        .expect("a leads");
+    let mut a = spawn_with(config, "tls", "pod-a", timing(15, 10, 2000));
+    let term = leading_within(&mut a).await.expect("a leads");
     assert_eq!(term, 1);
     assert!(server.accounting().total(&agent("pod-a")) > 0);
 }
@@ -232,14 +209,8 @@ async fn unauthorized_client_gets_forbidden_without_retrying_forever() {
     let config = server
         .config("unused", Some("not-a-token"))
         .expect("config");
-    let client = zen_lead::client::from_config(config, "pod-a").expect("client");
-    let mut a = zen_lead::lease::Elector::spawn(
-        client,
-        common::config("denied", "pod-a", timing(15, 10, 2000)),
-    );
-    let result = tokio::time::timeout(EVENTUALLY, a.leading())
-        .await
-        .expect("elector answers");
+    let mut a = spawn_with(config, "denied", "pod-a", timing(15, 10, 2000));
+    let result = leading_within(&mut a).await;
     assert!(
         matches!(result, Err(LeaseError::Forbidden { .. })),
         "{result:?}"
@@ -251,18 +222,13 @@ async fn unauthorized_client_gets_forbidden_without_retrying_forever() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_lease_is_recreated_above_the_last_term_seen() {
     let server = server().await;
-    let api: Api<Lease> = Api::namespaced(server.client().expect("client"), "default");
-    let t = timing(15, 10, 2000);
-    let mut a = spawn(&server, "deleted", "pod-a", t);
-    let first = a.leading().await.expect("a leads");
-    let b = spawn(&server, "deleted", "pod-b", t);
-    let mut sb = b.state();
-    wait_for(
-        &mut sb,
-        "b to follow a",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-    )
-    .await;
+    let api = leases(&server);
+    let Pair {
+        a,
+        term: first,
+        mut sb,
+        b: _b,
+    } = leader_and_follower(&server, "deleted", timing(15, 10, 2000)).await;
     // Raise the term the way a handover history would, so that a restart from 1 is visible.
     let mut current = api.get("deleted").await.expect("get lease");
     current
@@ -274,14 +240,9 @@ async fn deleted_lease_is_recreated_above_the_last_term_seen() {
         .expect("raise the term");
     let raised = first + 6;
     // a keeps holding (same holder and session); b sees the raised term through its watch.
-    tokio::time::timeout(EVENTUALLY, async {
-        loop {
-            let record = lease(&server, "deleted").await;
-            if record.term == raised && record.holder.as_deref() == Some("pod-a") {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+    poll_until(async || {
+        let record = lease_record(&server, "deleted").await;
+        record.term == raised && record.holder.as_deref() == Some("pod-a")
     })
     .await
     .expect("raised term stays");
@@ -311,7 +272,7 @@ async fn elector_started_above_a_term_never_goes_below_it() {
         9,
     );
     assert_eq!(a.leading().await.expect("a leads"), 10);
-    assert_eq!(lease(&server, "floor").await.term, 10);
+    assert_eq!(lease_record(&server, "floor").await.term, 10);
 }
 
 /// Guards the one-line refusal of an unmanaged Lease: its holder is not "another replica", so
@@ -319,7 +280,7 @@ async fn elector_started_above_a_term_never_goes_below_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmanaged_held_lease_is_never_reported_as_followed() {
     let server = server().await;
-    let api: Api<Lease> = Api::namespaced(server.client().expect("client"), "default");
+    let api = leases(&server);
     let foreign = Lease {
         metadata: ObjectMeta {
             name: Some("foreign-held".into()),
@@ -336,9 +297,7 @@ async fn unmanaged_held_lease_is_never_reported_as_followed() {
         .expect("create foreign lease");
     let mut a = spawn(&server, "foreign-held", "pod-a", timing(15, 10, 2000));
     let states = record_states(a.state());
-    let result = tokio::time::timeout(EVENTUALLY, a.leading())
-        .await
-        .expect("elector answers");
+    let result = leading_within(&mut a).await;
     assert!(
         matches!(result, Err(LeaseError::Unmanaged { .. })),
         "{result:?}"

@@ -12,17 +12,12 @@ use zen_lead_testkit::FaultSpec;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_holder_steps_down_before_the_other_acquires() {
     let server = server().await;
-    let t = timing(8, 4, 1000);
-    let mut a = spawn(&server, "partition", "pod-a", t);
-    a.leading().await.expect("a leads");
-    let b = spawn(&server, "partition", "pod-b", t);
-    let mut sb = b.state();
-    wait_for(
-        &mut sb,
-        "b to follow a",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-    )
-    .await;
+    let Pair {
+        a,
+        b,
+        mut sb,
+        term: _,
+    } = leader_and_follower(&server, "partition", timing(8, 4, 1000)).await;
     let a_states = record_states(a.state());
     let b_states = record_states(b.state());
 
@@ -68,17 +63,8 @@ async fn partitioned_holder_steps_down_before_the_other_acquires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_bursts_shorter_than_the_deadline_cause_no_step_down() {
     let server = server().await;
-    let t = timing(15, 10, 500);
-    let mut a = spawn(&server, "bursts", "pod-a", t);
-    let term = a.leading().await.expect("a leads");
-    let b = spawn(&server, "bursts", "pod-b", t);
-    let mut sb = b.state();
-    wait_for(
-        &mut sb,
-        "b to follow a",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-    )
-    .await;
+    let Pair { a, term, b, sb: _ } =
+        leader_and_follower(&server, "bursts", timing(15, 10, 500)).await;
     let a_states = record_states(a.state());
     let ua = agent("pod-a");
     for code in [500, 503, 429] {
@@ -86,25 +72,17 @@ async fn error_bursts_shorter_than_the_deadline_cause_no_step_down() {
         server.faults().errors(Some(&ua), code, 1.0);
         // Let a few renewals fail (the burst is much shorter than the 10 s deadline).
         let mut sa = a.state();
-        let failed = tokio::time::timeout(EVENTUALLY, async {
-            while server.accounting().count(&ua, "update") < updates_before + 3 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
+        let failed =
+            poll_until(async || server.accounting().count(&ua, "update") >= updates_before + 3)
+                .await;
         assert!(failed.is_ok(), "a did not retry during the {code} burst");
         server.faults().set_for(&ua, FaultSpec::default());
         // A renewal succeeds after the burst: a new deadline is published.
-        let before = match &*sa.borrow_and_update() {
-            LeaderState::Leading { deadline, .. } => *deadline,
-            other => panic!("a no longer leads during the {code} burst: {other:?}"),
-        };
-        wait_for(
+        let before = leading_deadline(
             &mut sa,
-            "a to renew after the burst",
-            |s| matches!(s, LeaderState::Leading { deadline, .. } if *deadline > before),
-        )
-        .await;
+            &format!("a no longer leads during the {code} burst"),
+        );
+        wait_renewed(&mut sa, "a to renew after the burst", before).await;
     }
     drop(a);
     let states = a_states.await.expect("a states");
@@ -128,13 +106,7 @@ async fn followers_make_no_requests_in_steady_state() {
         .map(|id| spawn(&server, "steady", id, t))
         .collect();
     for f in &followers {
-        let mut s = f.state();
-        wait_for(
-            &mut s,
-            "a follower to follow a",
-            |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-        )
-        .await;
+        wait_following(&mut f.state(), "a follower to follow a", "pod-a").await;
     }
     // Let the followers' list + watch settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -155,28 +127,19 @@ async fn followers_make_no_requests_in_steady_state() {
 async fn gone_410_on_the_lease_watch_is_survived() {
     let server = server().await;
     // Only a release can hand over within the test, and only through a working watch.
-    let t = timing(3600, 10, 1000);
-    let mut a = spawn(&server, "gone", "pod-a", t);
-    let term = a.leading().await.expect("a leads");
-    let b = spawn(&server, "gone", "pod-b", t);
-    let mut sb = b.state();
-    wait_for(
-        &mut sb,
-        "b to follow a",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-    )
-    .await;
+    let Pair {
+        a,
+        term,
+        mut sb,
+        b: _b,
+    } = leader_and_follower(&server, "gone", timing(3600, 10, 1000)).await;
     let lists_before = server.accounting().count(&agent("pod-b"), "list");
     server.faults().compact();
     server.faults().drop_watches();
     // b lists again (its watch version was compacted away).
-    tokio::time::timeout(EVENTUALLY, async {
-        while server.accounting().count(&agent("pod-b"), "list") <= lists_before {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("b re-listed after 410 Gone");
+    poll_until(async || server.accounting().count(&agent("pod-b"), "list") > lists_before)
+        .await
+        .expect("b re-listed after 410 Gone");
     // And its new watch works: a release reaches it.
     assert!(
         is_leading(&a.state().borrow()),
@@ -190,29 +153,16 @@ async fn gone_410_on_the_lease_watch_is_survived() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_restart_drops_connections_without_losing_the_lease() {
     let server = server().await;
-    let t = timing(3600, 10, 1000);
-    let mut a = spawn(&server, "restart", "pod-a", t);
-    a.leading().await.expect("a leads");
-    let b = spawn(&server, "restart", "pod-b", t);
-    let mut sb = b.state();
-    wait_for(
-        &mut sb,
-        "b to follow a",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-    )
-    .await;
+    let Pair {
+        a,
+        mut sb,
+        b: _b,
+        term: _,
+    } = leader_and_follower(&server, "restart", timing(3600, 10, 1000)).await;
     let mut sa = a.state();
-    let before = match &*sa.borrow_and_update() {
-        LeaderState::Leading { deadline, .. } => *deadline,
-        other => panic!("a does not lead: {other:?}"),
-    };
+    let before = leading_deadline(&mut sa, "a does not lead");
     server.faults().restart();
-    wait_for(
-        &mut sa,
-        "a to renew after the restart",
-        |s| matches!(s, LeaderState::Leading { deadline, .. } if *deadline > before),
-    )
-    .await;
+    wait_renewed(&mut sa, "a to renew after the restart", before).await;
     a.release().await.expect("release");
     wait_for(&mut sb, "b to lead after the release", is_leading).await;
 }
@@ -227,14 +177,8 @@ async fn unreachable_api_server_is_reported() {
         .expect("addr")
         .port();
     let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().expect("url"));
-    let client = zen_lead::client::from_config(config, "pod-a").expect("client");
-    let mut a = zen_lead::lease::Elector::spawn(
-        client,
-        common::config("nowhere", "pod-a", timing(2, 1, 500)),
-    );
-    let result = tokio::time::timeout(EVENTUALLY, a.leading())
-        .await
-        .expect("elector answers");
+    let mut a = spawn_with(config, "nowhere", "pod-a", timing(2, 1, 500));
+    let result = leading_within(&mut a).await;
     assert!(
         matches!(result, Err(zen_lead::lease::LeaseError::Unreachable { .. })),
         "{result:?}"
@@ -264,10 +208,7 @@ async fn holder_waking_from_a_pause_past_its_deadline_steps_down() {
         }
     );
     // Nobody else took it: the step-down came from the local deadline alone.
-    let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
-        kube::Api::namespaced(server.client().expect("client"), "default");
-    let record =
-        zen_lead::lease::record::LeaseRecord::from_lease(&api.get("paused").await.expect("get"));
+    let record = lease_record(&server, "paused").await;
     assert_eq!(
         (record.holder.as_deref(), record.term),
         (Some("pod-a"), term)

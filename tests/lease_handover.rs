@@ -6,29 +6,19 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, PostParams};
-use zen_lead::lease::record::{self, LeaseRecord, Renewer};
+use kube::api::PostParams;
+use zen_lead::lease::record::{self, Renewer};
 use zen_lead::lease::{Candidate, ElectionConfig, Elector, LeaderState, LostReason};
-
-fn leases(server: &zen_lead_testkit::TestServer) -> Api<Lease> {
-    Api::namespaced(server.client().expect("client"), "default")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_handover_supersedes_the_holder_and_the_named_candidate_takes_over() {
     let server = server().await;
-    let t = timing(3600, 10, 1000);
-    let mut a = spawn(&server, "handover", "pod-a", t);
-    let term = a.leading().await.expect("a leads");
-    let b = spawn(&server, "handover", "pod-b", t);
-    let mut sb = b.state();
-    wait_for(
-        &mut sb,
-        "b to follow a",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-    )
-    .await;
+    let Pair {
+        a,
+        term,
+        mut sb,
+        b: _b,
+    } = leader_and_follower(&server, "handover", timing(3600, 10, 1000)).await;
     // What the controller writes on evidence that pod-a's containers stopped.
     let api = leases(&server);
     let observed = api.get("handover").await.expect("get");
@@ -61,7 +51,7 @@ async fn controller_handover_supersedes_the_holder_and_the_named_candidate_takes
     let leading = wait_for(&mut sb, "b to take over", is_leading).await;
     // Taking over keeps the controller's term: no second acquisition.
     assert_eq!(common::term(&leading), term + 1);
-    let r = LeaseRecord::from_lease(&api.get("handover").await.expect("get"));
+    let r = lease_record(&server, "handover").await;
     assert_eq!(r.renewer, Renewer::SelfRenewing);
     assert_eq!(r.holder.as_deref(), Some("pod-b"));
     assert!(r.session.is_some());
@@ -74,7 +64,7 @@ async fn gate_mode_hands_the_lease_to_the_controller() {
     let mut a = spawn(&server, "gate", "pod-a", t);
     let term = a.leading().await.expect("a leads");
     assert_eq!(a.hand_to_controller().await.expect("hand over"), term);
-    let r = LeaseRecord::from_lease(&leases(&server).get("gate").await.expect("get"));
+    let r = lease_record(&server, "gate").await;
     assert_eq!(r.holder.as_deref(), Some("pod-a"));
     assert_eq!(r.holder_uid.as_deref(), Some("uid-pod-a"));
     assert_eq!(r.renewer, Renewer::Controller);
@@ -82,13 +72,7 @@ async fn gate_mode_hands_the_lease_to_the_controller() {
     assert_eq!(r.term, term);
     // Another candidate does not take it early.
     let b = spawn(&server, "gate", "pod-b", t);
-    let mut sb = b.state();
-    wait_for(
-        &mut sb,
-        "b to follow pod-a",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-    )
-    .await;
+    wait_following(&mut b.state(), "b to follow pod-a", "pod-a").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +84,7 @@ async fn min_hold_release_keeps_the_lease_held_for_the_rest_of_the_hold() {
     let mut a = Elector::spawn(client(&server, "pod-a"), config);
     let term = a.leading().await.expect("a leads");
     a.release().await.expect("release");
-    let r = LeaseRecord::from_lease(&leases(&server).get("minhold").await.expect("get"));
+    let r = lease_record(&server, "minhold").await;
     assert_eq!(
         r.holder.as_deref(),
         Some("pod-a"),
@@ -137,12 +121,7 @@ async fn same_identity_with_a_new_session_waits_for_expiry() {
     let new = Elector::spawn(client(&server, "pod-a"), new_process);
     let mut s = new.state();
     // It first sees itself named, yet waits: the record is another session's.
-    wait_for(
-        &mut s,
-        "the new process to wait",
-        |s| matches!(s, LeaderState::Following { holder: Some(h) } if h == "pod-a"),
-    )
-    .await;
+    wait_following(&mut s, "the new process to wait", "pod-a").await;
     let states = record_states(new.state());
     let leading = wait_for(&mut s, "the new process to lead after expiry", is_leading).await;
     drop(new);

@@ -236,19 +236,10 @@ impl Elector {
     /// Stops campaigning. If leading: empties the holder in one conditional write (honouring
     /// `min_hold`), so that a standby takes over at once. Call only after the work has stopped.
     pub async fn release(mut self) -> Result<(), LeaseError> {
-        let (reply, answer) = oneshot::channel();
-        if self
-            .commands
-            .send(driver::Command::Release(reply))
-            .await
-            .is_ok()
-            && let Ok(result) = answer.await
-        {
-            self.join().await;
+        if let Some(result) = self.command(driver::Command::Release).await {
             return result;
         }
         // The task had already stopped: nothing is held by us any more.
-        self.join().await;
         match self.failure.take() {
             Some(error) => Err(error),
             None => Ok(()),
@@ -258,19 +249,26 @@ impl Elector {
     /// Gate mode (DESIGN §4): while leading, marks the Lease `renewer: controller` in one
     /// conditional write and stops renewing. Returns the term.
     pub async fn hand_to_controller(mut self) -> Result<u64, LeaseError> {
-        let (reply, answer) = oneshot::channel();
-        if self
-            .commands
-            .send(driver::Command::HandToController(reply))
-            .await
-            .is_ok()
-            && let Ok(result) = answer.await
-        {
-            self.join().await;
+        if let Some(result) = self.command(driver::Command::HandToController).await {
             return result;
         }
-        self.join().await;
         Err(self.failure.take().unwrap_or_else(|| self.stopped()))
+    }
+
+    /// Sends the task a last command and waits for the task to end. Returns the command's answer,
+    /// or `None` if the task had already stopped without answering (its error, if any, is then
+    /// in `self.failure`).
+    async fn command<T>(
+        &mut self,
+        command: impl FnOnce(oneshot::Sender<Result<T, LeaseError>>) -> driver::Command,
+    ) -> Option<Result<T, LeaseError>> {
+        let (reply, answer) = oneshot::channel();
+        let answered = match self.commands.send(command(reply)).await {
+            Ok(()) => answer.await.ok(),
+            Err(_) => None,
+        };
+        self.join().await;
+        answered
     }
 
     /// Errors the elector hit that cannot heal, if it stopped because of one.

@@ -223,23 +223,16 @@ pub fn create(
     lease_duration: Duration,
     term: u64,
 ) -> Lease {
-    let mut lease = Lease {
+    // A create writes what an acquisition of an empty Lease of that name writes.
+    let missing = Lease {
         metadata: ObjectMeta {
             name: Some(pool.to_owned()),
             namespace: Some(namespace.to_owned()),
             ..ObjectMeta::default()
         },
-        spec: Some(LeaseSpec {
-            acquire_time: Some(MicroTime(now)),
-            renew_time: Some(MicroTime(now)),
-            lease_duration_seconds: Some(duration_seconds(lease_duration)),
-            lease_transitions: Some(term_i32(term)),
-            ..LeaseSpec::default()
-        }),
+        spec: None,
     };
-    ensure_labels(&mut lease, pool);
-    set_holder(&mut lease, holder);
-    lease
+    acquire(&missing, pool, holder, now, lease_duration, term)
 }
 
 /// The observed Lease as the base of a conditional write: same `resourceVersion`, managed labels
@@ -249,6 +242,16 @@ fn base(observed: &Lease, pool: &str) -> Lease {
     // The server fills these; sending them back is noise.
     lease.metadata.managed_fields = None;
     ensure_labels(&mut lease, pool);
+    lease
+}
+
+/// The observed Lease as the base of a write that keeps it held (by whoever it names) for
+/// `duration` from `now`.
+fn held_for(observed: &Lease, pool: &str, now: jiff::Timestamp, duration: Duration) -> Lease {
+    let mut lease = base(observed, pool);
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    spec.renew_time = Some(MicroTime(now));
+    spec.lease_duration_seconds = Some(duration_seconds(duration));
     lease
 }
 
@@ -263,12 +266,10 @@ pub fn acquire(
     lease_duration: Duration,
     term: u64,
 ) -> Lease {
-    let mut lease = base(observed, pool);
-    set_holder(&mut lease, holder);
+    // An acquisition writes what a renewal writes, and starts a new term.
+    let mut lease = renew(observed, pool, holder, now, lease_duration);
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     spec.acquire_time = Some(MicroTime(now));
-    spec.renew_time = Some(MicroTime(now));
-    spec.lease_duration_seconds = Some(duration_seconds(lease_duration));
     spec.lease_transitions = Some(term_i32(term));
     lease
 }
@@ -282,11 +283,8 @@ pub fn renew(
     now: jiff::Timestamp,
     lease_duration: Duration,
 ) -> Lease {
-    let mut lease = base(observed, pool);
+    let mut lease = held_for(observed, pool, now, lease_duration);
     set_holder(&mut lease, holder);
-    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-    spec.renew_time = Some(MicroTime(now));
-    spec.lease_duration_seconds = Some(duration_seconds(lease_duration));
     lease
 }
 
@@ -317,11 +315,7 @@ pub fn release_with_min_hold(
     now: jiff::Timestamp,
     remaining: Duration,
 ) -> Lease {
-    let mut lease = base(observed, pool);
-    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-    spec.renew_time = Some(MicroTime(now));
-    spec.lease_duration_seconds = Some(duration_seconds(remaining));
-    lease
+    held_for(observed, pool, now, remaining)
 }
 
 /// Body of a gate-mode handover (DESIGN §4): the holder stays, the controller renews from now on.

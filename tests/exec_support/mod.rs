@@ -135,8 +135,13 @@ impl Launch {
     }
 
     /// Runs as PID 1 of a new PID namespace.
-    pub fn pid1(mut self) -> Self {
-        self.pid1 = true;
+    pub fn pid1(self) -> Self {
+        self.pid1_when(true)
+    }
+
+    /// Runs as PID 1 of a new PID namespace if `on`, else as a plain child of the test.
+    pub fn pid1_when(mut self, on: bool) -> Self {
+        self.pid1 = on;
         self
     }
 
@@ -392,6 +397,11 @@ pub fn check_single_active(text: &str) -> Vec<Interval> {
     all
 }
 
+/// `path` (relative to the repository root) as an absolute path.
+pub fn repo_path(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
 /// The testkit API server, kept running on its own runtime while a sync test drives processes.
 pub struct ApiServer {
     // Declared first: dropped (stopped) before its runtime.
@@ -437,6 +447,13 @@ impl ApiServer {
     /// A launch of `zen-lead-exec` against this server, stderr in `scratch`.
     pub fn launch(&self, scratch: &Scratch, name: &str) -> Launch {
         Launch::new(self.kubeconfig(), scratch.path(&format!("{name}.stderr")))
+    }
+
+    /// A `kubectl` command against this server; add the subcommand and run it.
+    pub fn kubectl(&self) -> Command {
+        let mut command = Command::new("kubectl");
+        command.arg("--kubeconfig").arg(self.kubeconfig());
+        command
     }
 
     /// The pool's Lease record, if it exists.
