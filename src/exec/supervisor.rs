@@ -204,7 +204,15 @@ impl Supervisor {
             tracing::info!(pool = %election.pool, term, "leading");
             let command = match &self.config.mode {
                 Mode::Gate => {
-                    let term = elector.hand_to_controller().await?;
+                    let term = match elector.hand_to_controller().await {
+                        Ok(term) => term,
+                        // Leading ended before the hand-over was written: nothing may run.
+                        Err(LeaseError::Stopped { .. }) => {
+                            tracing::warn!(pool = %election.pool, "lease lost before the hand-over to the controller");
+                            return Ok(exit_code::LEASE_LOST);
+                        }
+                        Err(error) => return Err(error.into()),
+                    };
                     tracing::info!(pool = %election.pool, term, "handed renewal to the controller");
                     return Ok(exit_code::SUCCESS);
                 }
