@@ -22,7 +22,7 @@ impl Pool {
     fn new(name: &str) -> Self {
         let scratch = Scratch::new(name);
         let hb = scratch.path("heartbeats");
-        let _ = scratch.script("hb.sh", HEARTBEAT);
+        let _ = scratch.script("hb.sh", zen_lead_testkit::heartbeat::SCRIPT);
         Self {
             api: ApiServer::start(),
             scratch,

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::heartbeat::{self, Interval};
+
 /// The LeaderPolicy CRD, as committed.
 const CRD_YAML: &str =
     include_str!("../../config/crd/bases/coordination.kube-zen.io_leaderpolicies.yaml");
@@ -30,13 +32,6 @@ spec:
   renewDeadlineSeconds: 4
   retryPeriodSeconds: 1
 ";
-
-/// The replicas' command: record start/stop and a heartbeat tagged with the term.
-const WORK: &str = r#"
-echo "start $ZEN_LEAD_IDENTITY $ZEN_LEAD_TERM" >> "$DEMO_EVENTS"
-trap 'echo "stop $ZEN_LEAD_IDENTITY $ZEN_LEAD_TERM" >> "$DEMO_EVENTS"; exit 0' TERM
-while :; do echo "beat $ZEN_LEAD_IDENTITY $ZEN_LEAD_TERM" >> "$DEMO_EVENTS"; sleep 0.2; done
-"#;
 
 const REPLICAS: [&str; 3] = ["replica-a", "replica-b", "replica-c"];
 const GIVE_UP: Duration = Duration::from_secs(60);
@@ -67,7 +62,7 @@ impl Drop for Process {
 struct Demo {
     dir: PathBuf,
     kubeconfig: PathBuf,
-    events: PathBuf,
+    heartbeats: PathBuf,
     exec: PathBuf,
     replicas: BTreeMap<String, Process>,
     // Declared last: dropped after the replicas, so they can release on the way out.
@@ -99,8 +94,8 @@ impl Demo {
         let dir = std::env::temp_dir().join(format!("zen-lead-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let kubeconfig = dir.join("kubeconfig");
-        let events = dir.join("events.log");
-        std::fs::write(&events, "").context("creating the events log")?;
+        let heartbeats = dir.join("heartbeats.log");
+        std::fs::write(&heartbeats, "").context("creating the heartbeat log")?;
 
         step("Starting the API server emulator (zen-lead-testkit serve)");
         let server = start_server(&kubeconfig)?;
@@ -130,7 +125,7 @@ impl Demo {
             _server: server,
             dir,
             kubeconfig,
-            events,
+            heartbeats,
             exec,
         })
     }
@@ -180,8 +175,13 @@ impl Demo {
         self.show_lease()?;
 
         step("Checking the heartbeats: no two terms ever ran at once");
-        let check = check_single_active(&std::fs::read_to_string(&self.events)?)?;
-        println!("  {check}");
+        let text = std::fs::read_to_string(&self.heartbeats)?;
+        let terms = heartbeat::check_single_active(&text)?;
+        println!(
+            "  OK: {} records from {} terms, each term's first record after the previous term's last",
+            text.lines().count(),
+            terms.len()
+        );
 
         step("Summary");
         let mut table = String::new();
@@ -215,9 +215,9 @@ impl Demo {
                 "--identity",
                 name,
             ])
-            .args(["--kill-grace", "1s", "--", "sh", "-c", WORK])
+            .args(["--kill-grace", "1s", "--", "sh", "-c", heartbeat::SCRIPT])
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("DEMO_EVENTS", &self.events)
+            .env("HB", &self.heartbeats)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("cloning a log handle")?)
@@ -251,15 +251,16 @@ impl Demo {
     }
 
     /// Waits for a child to start with a term above `after`.
-    async fn wait_for_start(&self, after: u64) -> anyhow::Result<Start> {
+    async fn wait_for_start(&self, after: u64) -> anyhow::Result<Interval> {
         let deadline = Instant::now() + GIVE_UP;
         loop {
-            let text = std::fs::read_to_string(&self.events).context("reading the events log")?;
-            if let Some(start) = parse_events(&text)?.into_iter().find_map(|e| match e {
-                Event::Start(s) if s.term > after => Some(s),
-                _ => None,
-            }) {
-                return Ok(start);
+            let text =
+                std::fs::read_to_string(&self.heartbeats).context("reading the heartbeat log")?;
+            if let Some(started) = heartbeat::intervals(&text)?
+                .into_iter()
+                .find(|i| i.term > after)
+            {
+                return Ok(started);
             }
             if Instant::now() > deadline {
                 bail!(
@@ -367,95 +368,4 @@ fn child_pids(parent: nix::unistd::Pid) -> Vec<nix::unistd::Pid> {
         .filter_map(|pid| pid.parse().ok())
         .map(nix::unistd::Pid::from_raw)
         .collect()
-}
-
-/// A child that started work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Start {
-    identity: String,
-    term: u64,
-}
-
-/// One line of the events log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Event {
-    Start(Start),
-    Beat(u64),
-    Stop(u64),
-}
-
-fn parse_events(text: &str) -> anyhow::Result<Vec<Event>> {
-    text.lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let [kind, identity, term] = fields[..] else {
-                bail!("malformed event line {line:?}");
-            };
-            let term: u64 = term
-                .parse()
-                .with_context(|| format!("bad term in {line:?}"))?;
-            Ok(match kind {
-                "start" => Event::Start(Start {
-                    identity: identity.to_string(),
-                    term,
-                }),
-                "beat" => Event::Beat(term),
-                "stop" => Event::Stop(term),
-                _ => bail!("unknown event in {line:?}"),
-            })
-        })
-        .collect()
-}
-
-/// Checks that terms never interleave in the (append-only, hence ordered) events log: once a
-/// term has been seen, no earlier term may appear again.
-fn check_single_active(text: &str) -> anyhow::Result<String> {
-    let events = parse_events(text)?;
-    let mut current: Option<u64> = None;
-    let mut terms = 0;
-    for event in &events {
-        let term = match event {
-            Event::Start(s) => s.term,
-            Event::Beat(t) | Event::Stop(t) => *t,
-        };
-        match current {
-            Some(c) if term < c => {
-                bail!("term {term} wrote after term {c} had started: two leaders ran at once")
-            }
-            Some(c) if term == c => {}
-            _ => {
-                current = Some(term);
-                terms += 1;
-            }
-        }
-    }
-    Ok(format!(
-        "OK: {} events from {terms} terms, each term's events after the previous term's",
-        events.len()
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn single_active_accepts_ordered_terms() {
-        let log = "start a 1\nbeat a 1\nstop a 1\nstart b 2\nbeat b 2\n";
-        assert!(check_single_active(log).is_ok());
-    }
-
-    #[test]
-    fn single_active_rejects_interleaved_terms() {
-        let log = "start a 1\nstart b 2\nbeat a 1\n";
-        let err = check_single_active(log).expect_err("interleaved terms must fail");
-        assert!(err.to_string().contains("two leaders"), "{err}");
-    }
-
-    #[test]
-    fn malformed_lines_are_errors() {
-        assert!(parse_events("start a notanumber\n").is_err());
-        assert!(parse_events("jump a 1\n").is_err());
-    }
 }

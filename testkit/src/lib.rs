@@ -35,6 +35,7 @@ pub mod discovery;
 pub mod errors;
 pub mod faults;
 pub mod handlers;
+pub mod heartbeat;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod openapi;

@@ -2,7 +2,6 @@
 //! as PID 1 under `unshare --pid --fork`) against the testkit API server, and check heartbeats.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -330,71 +329,16 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-/// The heartbeat script run as a child: appends `term,start|beat|stop,nanos` lines to `$HB`.
-pub const HEARTBEAT: &str = r#"#!/bin/sh
-hb() { echo "$ZEN_LEAD_TERM,$1,$(date +%s%N),$ZEN_LEAD_IDENTITY" >> "$HB"; }
-hb start
-trap 'hb stop; exit 0' TERM INT
-while :; do hb beat; sleep 0.1 & wait $!; done
-"#;
+pub use zen_lead_testkit::heartbeat::Interval;
 
-/// One term's interval as recorded by its child.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interval {
-    pub term: u64,
-    pub identity: String,
-    pub first: u128,
-    pub last: u128,
-}
-
-/// Parses a heartbeat file into per-term intervals.
+/// Parses a heartbeat file into per-term intervals; panics on a malformed file.
 pub fn intervals(text: &str) -> Vec<Interval> {
-    let mut by_term: BTreeMap<u64, Interval> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let parts: Vec<&str> = line.split(',').collect();
-        assert!(parts.len() >= 3, "bad heartbeat line {line:?}");
-        let term: u64 = parts[0]
-            .parse()
-            .unwrap_or_else(|_| panic!("bad term in {line:?}"));
-        let at: u128 = parts[2]
-            .parse()
-            .unwrap_or_else(|_| panic!("bad time in {line:?}"));
-        let identity = parts.get(3).copied().unwrap_or("").to_owned();
-        let entry = by_term.entry(term).or_insert_with(|| Interval {
-            term,
-            identity: identity.clone(),
-            first: at,
-            last: at,
-        });
-        assert_eq!(
-            entry.identity, identity,
-            "term {term} ran under two identities"
-        );
-        entry.first = entry.first.min(at);
-        entry.last = entry.last.max(at);
-    }
-    by_term.into_values().collect()
+    zen_lead_testkit::heartbeat::intervals(text).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The single-active checker: no two terms' intervals interleave, and a later term starts only
-/// after the earlier one's last record. Returns the intervals in term order.
+/// The single-active checker (see `zen_lead_testkit::heartbeat`); panics when it fails.
 pub fn check_single_active(text: &str) -> Vec<Interval> {
-    let all = intervals(text);
-    for pair in all.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        assert!(
-            b.first > a.last,
-            "terms interleave: term {} ({}) ran {}..{} and term {} ({}) started at {}",
-            a.term,
-            a.identity,
-            a.first,
-            a.last,
-            b.term,
-            b.identity,
-            b.first
-        );
-    }
-    all
+    zen_lead_testkit::heartbeat::check_single_active(text).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `path` (relative to the repository root) as an absolute path.
