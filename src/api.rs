@@ -1,4 +1,4 @@
-//! The `LeaderPolicy` API types (DESIGN §2): `coordination.kube-zen.io/v1alpha1`.
+//! The `LeaderPolicy` API types (docs/API.md): `coordination.kube-zen.io/v1alpha1`.
 //!
 //! The single source of the CRD: `zen-lead-crdgen` prints it into `config/crd/bases/`, and a test
 //! fails when the committed YAML drifts from this code.

@@ -1,4 +1,4 @@
-//! CLOCK_BOOTTIME instants: the only clock the Lease protocol judges expiry with (DESIGN §3.2).
+//! CLOCK_BOOTTIME instants: the only clock the Lease protocol judges expiry with (docs/PROTOCOL.md §2).
 //!
 //! `std::time::Instant` and tokio's clock are CLOCK_MONOTONIC, which stops during a VM suspend.
 //! A holder that slept through its deadline must notice on wake-up, so every deadline is a

@@ -1,4 +1,4 @@
-//! Who a candidate is (DESIGN §3.7, §4): identity, pod UID and a per-process session id.
+//! Who a candidate is (docs/PROTOCOL.md §7, docs/EXEC.md): identity, pod UID and a per-process session id.
 //!
 //! Resolution is a pure function over an env lookup so that the precedence is testable without
 //! touching the process environment.

@@ -1,7 +1,7 @@
 //! zen-lead: leader election as a service for Kubernetes.
 //!
 //! The protocol library shared by `zen-lead-exec` and `zen-lead-controller`: the Lease protocol
-//! (DESIGN §3), the `LeaderPolicy` API types, identity and timing rules.
+//! (docs/PROTOCOL.md), the `LeaderPolicy` API types, identity and timing rules.
 
 pub mod api;
 pub mod client;

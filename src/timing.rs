@@ -1,4 +1,4 @@
-//! Timing rules (DESIGN §2 table and §3.4), checked before anything runs.
+//! Timing rules (docs/API.md and docs/PROTOCOL.md §4), checked before anything runs.
 //!
 //! Pure functions over plain durations: `zen-lead-exec` checks its flags with the kill grace,
 //! the controller checks a `LeaderPolicy` spec without one.
@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use crate::lease::Timing;
 
-/// Default `leaseDuration` (DESIGN §2).
+/// Default `leaseDuration` (docs/API.md).
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
-/// Default `renewDeadline` (DESIGN §2).
+/// Default `renewDeadline` (docs/API.md).
 pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
-/// Default `retryPeriod` (DESIGN §2).
+/// Default `retryPeriod` (docs/API.md).
 pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
 /// Shortest allowed `leaseDuration`.
 pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(1);
@@ -72,7 +72,7 @@ pub enum TimingError {
         retry: Shown,
     },
     /// `renewDeadline + killGrace` is not below `leaseDuration`: the old child could still run
-    /// when another candidate may start (DESIGN §3.4).
+    /// when another candidate may start (docs/PROTOCOL.md §4).
     #[error(
         "--renew-deadline ({renew}) plus --kill-grace ({grace}) must be less than --lease-duration ({lease}): lower one of the first two or raise the lease duration"
     )]
@@ -132,7 +132,7 @@ pub fn validate(
 }
 
 /// Checks the timings of a wrapper that stops its child with `kill_grace` after losing the
-/// lease: on top of [`validate`], `renewDeadline + killGrace < leaseDuration` (DESIGN §3.4).
+/// lease: on top of [`validate`], `renewDeadline + killGrace < leaseDuration` (docs/PROTOCOL.md §4).
 pub fn validate_with_kill_grace(
     lease_duration: Duration,
     renew_deadline: Duration,

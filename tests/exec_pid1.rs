@@ -338,7 +338,7 @@ fn a_daemonized_grandchild_is_killed_before_the_lease_is_released() {
     assert_eq!(record.holder, None, "released after the daemon was gone");
 }
 
-/// Guards DESIGN §4 "forward every catchable signal": the real-time signals too.
+/// Guards docs/EXEC.md "forward every catchable signal": the real-time signals too.
 #[test]
 fn forwards_real_time_signals() {
     let api = ApiServer::start();

@@ -1,5 +1,5 @@
 //! The committed CRD with the real `kubectl` against the testkit API server: it installs,
-//! defaults an empty spec, rejects bad timings with the CEL message, and serves DESIGN §2's
+//! defaults an empty spec, rejects bad timings with the CEL message, and serves docs/API.md's
 //! printer columns and `jsonpath` pattern.
 
 mod common;

@@ -217,7 +217,7 @@ async fn unauthorized_client_gets_forbidden_without_retrying_forever() {
     );
 }
 
-/// Guards DESIGN §3.3 without a controller: a follower that saw term N and then sees the Lease
+/// Guards docs/PROTOCOL.md §3 without a controller: a follower that saw term N and then sees the Lease
 /// deleted recreates it above N, so that the fencing token never goes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_lease_is_recreated_above_the_last_term_seen() {
@@ -260,7 +260,7 @@ async fn deleted_lease_is_recreated_above_the_last_term_seen() {
     drop(a);
 }
 
-/// Guards DESIGN §3.3 across `--rejoin`: a new elector started with the term its process last
+/// Guards docs/PROTOCOL.md §3 across `--rejoin`: a new elector started with the term its process last
 /// led under creates a missing Lease above that term, even with no `LeaderPolicy` to read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elector_started_above_a_term_never_goes_below_it() {

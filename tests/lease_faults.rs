@@ -187,7 +187,7 @@ async fn unreachable_api_server_is_reported() {
 
 /// A holder whose process is paused past its deadline (here: its only runtime thread blocked,
 /// like SIGSTOP) steps down on waking, even though nobody took the lease and a renewal would
-/// still succeed (DESIGN §3.4).
+/// still succeed (docs/PROTOCOL.md §4).
 #[tokio::test(flavor = "current_thread")]
 async fn holder_waking_from_a_pause_past_its_deadline_steps_down() {
     let server = server().await;

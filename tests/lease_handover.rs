@@ -1,4 +1,4 @@
-//! Handovers against the testkit API server: controller handover (DESIGN §3.8), gate mode,
+//! Handovers against the testkit API server: controller handover (docs/PROTOCOL.md §8), gate mode,
 //! `--min-hold` release, and a restarted process with the same identity (§3.7).
 
 mod common;

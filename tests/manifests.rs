@@ -1,5 +1,5 @@
 //! The install manifests and examples apply cleanly with the real `kubectl`, in the documented
-//! order (README, Install), and the LeaderPolicy CRD behaves as DESIGN §2 says.
+//! order (README, Install), and the LeaderPolicy CRD behaves as docs/API.md says.
 
 use std::path::Path;
 use std::process::Command;
@@ -97,7 +97,7 @@ async fn leader_policy_defaults_and_short_name() {
         ],
     );
     assert_eq!(spec.trim(), "15/10/2/pod/standby");
-    // DESIGN §2's printer columns.
+    // docs/API.md's printer columns.
     let table = kubectl_ok(&server, &["get", "leaderpolicy", "my-pool"]);
     let header = table.lines().next().unwrap_or_default();
     for column in ["NAME", "LEADER", "PHASE", "CANDIDATES", "TERM", "AGE"] {

@@ -1,5 +1,5 @@
 //! zen-lead-bench: zen-lead side by side with the Rust peer crates `kube-leader-election` and
-//! `kube-lease-manager`, in one run, on one testkit API server (DESIGN §6, Benchmarks).
+//! `kube-lease-manager`, in one run, on one testkit API server (docs/BENCHMARKS.md).
 //!
 //! Figures: graceful handover latency, crash failover latency, API requests per second per pool
 //! by number of candidates, and the overhead of the `zen-lead-exec` wrapper.

@@ -115,7 +115,7 @@ pub fn failover(
     let lease = settings.lease_duration;
     let t = zen_timing(lease);
     let mut out = format!(
-        "## 2. Crash failover latency (no controller)\n\nThe holder stops without releasing (task aborted, handle dropped); time until a standby leads. Lease {} s; the crash falls at a different point of the renew cycle each round, as in figure 1. The controller's early handover on evidence of death (DESIGN §3.8) is not measured here.\n\n",
+        "## 2. Crash failover latency (no controller)\n\nThe holder stops without releasing (task aborted, handle dropped); time until a standby leads. Lease {} s; the crash falls at a different point of the renew cycle each round, as in figure 1. The controller's early handover on evidence of death (PROTOCOL.md §8) is not measured here.\n\n",
         lease.as_secs()
     );
     latency_table(&mut out, results, |c| match c {

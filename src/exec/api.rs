@@ -144,7 +144,7 @@ pub async fn policy_timing(
 /// Only a hint for `--on-follower skip|fail`: a CronJob copy skips at once when the holder looks
 /// alive, but waits for the elector's own (BOOTTIME) expiry judgement when the holder crashed
 /// without releasing, so that one crash does not make every later run skip. Never used to take
-/// the lease (DESIGN §3.2).
+/// the lease (docs/PROTOCOL.md §2).
 pub async fn stale_holder(client: &kube::Client, namespace: &str, pool: &str) -> Option<Duration> {
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let lease = tokio::time::timeout(POLICY_READ_TIMEOUT, api.get_opt(pool))

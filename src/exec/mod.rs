@@ -1,4 +1,4 @@
-//! `zen-lead-exec` (DESIGN §4): runs a command only while this replica holds the pool's Lease,
+//! `zen-lead-exec` (docs/EXEC.md): runs a command only while this replica holds the pool's Lease,
 //! as PID 1 or a subreaper, forwarding signals, reaping zombies.
 //!
 //! One concept per module: [`config`] (flags to a validated [`config::Config`]), [`exit_code`]

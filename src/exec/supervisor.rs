@@ -180,7 +180,7 @@ impl Supervisor {
             min_hold: self.config.min_hold,
         };
         tracing::debug!(pool = %election.pool, %namespace, identity = %election.candidate.identity, ?timing, "campaigning");
-        // The term this process last led under: a rejoin never goes below it (DESIGN §3.3).
+        // The term this process last led under: a rejoin never goes below it (docs/PROTOCOL.md §3).
         let mut led_term = 0;
         loop {
             let mut elector = Elector::spawn_above(client.clone(), election.clone(), led_term);

@@ -1,4 +1,4 @@
-//! The pure decision core of the Lease protocol (DESIGN §3).
+//! The pure decision core of the Lease protocol (docs/PROTOCOL.md).
 //!
 //! Given the observed record, what this candidate knows and the BOOTTIME clock, decide the next
 //! step. No I/O and no clock reads: every rule of §3 that can be decided without the network is
@@ -15,7 +15,7 @@ use crate::clock::BootInstant;
 pub struct Leadership {
     /// The term we hold.
     pub term: u64,
-    /// When we *sent* the last write that succeeded (DESIGN §3.4).
+    /// When we *sent* the last write that succeeded (docs/PROTOCOL.md §4).
     pub last_success_send: BootInstant,
 }
 
@@ -86,7 +86,7 @@ fn next_term(record_term: Option<u64>, high_water: Option<u64>) -> u64 {
         .saturating_add(1)
 }
 
-/// Whether the record was handed to this candidate by the controller (DESIGN §3.7, §3.8): it names
+/// Whether the record was handed to this candidate by the controller (docs/PROTOCOL.md §7, §8): it names
 /// us with `renewer: controller`, and its pod UID is ours or absent.
 fn handed_to_us(record: &LeaseRecord, candidate: &Candidate) -> bool {
     record.renewer == Renewer::Controller
@@ -103,7 +103,7 @@ fn is_our_session(record: &LeaseRecord, candidate: &Candidate) -> bool {
         && record.session.as_deref() == Some(candidate.session.as_str())
 }
 
-/// Decides the next step (DESIGN §3).
+/// Decides the next step (docs/PROTOCOL.md).
 pub fn decide(input: &Input<'_>) -> Decision {
     let Input {
         record,

@@ -1,4 +1,4 @@
-//! The elector task: observes the pool's Lease (list + watch, no polling: DESIGN §3.6), keeps the
+//! The elector task: observes the pool's Lease (list + watch, no polling: docs/PROTOCOL.md §6), keeps the
 //! local expiry timer on BOOTTIME, makes conditional writes (§3.1), renews, steps down, releases.
 //!
 //! The decisions themselves are made by [`super::decision::decide`]; this module only performs
@@ -415,7 +415,7 @@ impl Driver {
         Ok(())
     }
 
-    /// Reads the pool's high-water term from `LeaderPolicy` status (DESIGN §3.3), if readable.
+    /// Reads the pool's high-water term from `LeaderPolicy` status (docs/PROTOCOL.md §3), if readable.
     async fn read_high_water(&mut self) {
         let timeout = self.request_timeout();
         match tokio::time::timeout(timeout, self.policies.get_opt(&self.config.pool)).await {

@@ -1,9 +1,9 @@
-//! The Lease protocol (DESIGN §3): one `coordination.k8s.io/v1` Lease per pool.
+//! The Lease protocol (docs/PROTOCOL.md): one `coordination.k8s.io/v1` Lease per pool.
 //!
-//! CONTRACT between the protocol work (which implements this module) and `zen-lead-exec`
-//! (which consumes it). The public items below are fixed; bodies are filled in.
+//! The public API is the [`Elector`]: spawn it for a candidate, read its [`LeaderState`], release
+//! or hand over when the work is done. `zen-lead-exec` and the controller both build on it.
 //!
-//! Submodules (protocol work): `record` (the Lease as zen-lead reads and writes it),
+//! Submodules: `record` (the Lease as zen-lead reads and writes it),
 //! `decision` (the pure decision core: observed record + BOOTTIME clock -> action),
 //! `driver` (the async task: watch, conditional writes, renew, release).
 
@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::BootInstant;
 
-/// The timing of one pool (DESIGN §2/§3.4), already validated by [`crate::timing`].
+/// The timing of one pool (docs/API.md, docs/PROTOCOL.md §4), already validated by [`crate::timing`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     /// How long a record must stay unchanged before another candidate may take it.
@@ -29,7 +29,7 @@ pub struct Timing {
     pub retry_period: Duration,
 }
 
-/// Who this candidate is (DESIGN §3.7).
+/// Who this candidate is (docs/PROTOCOL.md §7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     /// `holderIdentity`: the pod name by default.
@@ -172,7 +172,7 @@ impl Elector {
 
     /// Like [`Elector::spawn`], for a process that already led the pool under `term` (e.g.
     /// `--rejoin`): a Lease it creates or acquires gets a term above `term`, even if the Lease
-    /// was deleted and no `LeaderPolicy` high-water mark is readable (DESIGN §3.3). A controller
+    /// was deleted and no `LeaderPolicy` high-water mark is readable (docs/PROTOCOL.md §3). A controller
     /// handover keeps the controller's term.
     pub fn spawn_above(client: kube::Client, config: ElectionConfig, term: u64) -> Self {
         let (state_tx, state) = watch::channel(LeaderState::Starting);
@@ -246,7 +246,7 @@ impl Elector {
         }
     }
 
-    /// Gate mode (DESIGN §4): while leading, marks the Lease `renewer: controller` in one
+    /// Gate mode (docs/EXEC.md): while leading, marks the Lease `renewer: controller` in one
     /// conditional write and stops renewing. Returns the term.
     pub async fn hand_to_controller(mut self) -> Result<u64, LeaseError> {
         if let Some(result) = self.command(driver::Command::HandToController).await {

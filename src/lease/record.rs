@@ -1,7 +1,7 @@
-//! The Lease as zen-lead reads and writes it (DESIGN §3).
+//! The Lease as zen-lead reads and writes it (docs/PROTOCOL.md).
 //!
 //! Every body built here carries the observed `resourceVersion` (or is a create), so that a
-//! write is conditional: a 409 means someone else wrote first (DESIGN §3.1). The controller
+//! write is conditional: a 409 means someone else wrote first (docs/PROTOCOL.md §1). The controller
 //! uses the same constructors for its handover writes.
 
 use std::collections::BTreeMap;
@@ -110,7 +110,7 @@ pub struct LeaseRecord {
     pub renewer: Renewer,
     /// `acquireTime`.
     pub acquire_time: Option<jiff::Timestamp>,
-    /// `renewTime` (informational: expiry is judged on the local clock, DESIGN §3.2).
+    /// `renewTime` (informational: expiry is judged on the local clock, docs/PROTOCOL.md §2).
     pub renew_time: Option<jiff::Timestamp>,
     /// `leaseDurationSeconds`, as written by the holder.
     pub lease_duration_seconds: Option<i32>,
@@ -169,7 +169,7 @@ impl LeaseRecord {
 
     /// The lease duration the holder wrote, for the local expiry timer; `fallback` when absent.
     /// A zero or negative value still waits at least one second: taking a held lease at once
-    /// would break DESIGN §3.2.
+    /// would break docs/PROTOCOL.md §2.
     pub fn lease_duration(&self, fallback: Duration) -> Duration {
         match self.lease_duration_seconds {
             Some(secs) => Duration::from_secs(u64::try_from(secs).unwrap_or(0).max(1)),
@@ -213,7 +213,7 @@ fn ensure_labels(lease: &mut Lease, pool: &str) {
 }
 
 /// Body of the create of a missing Lease, acquired by `holder` with `term` (which must be above
-/// any term the pool had before: DESIGN §3.3). A create is conditional by nature: a 409 means the
+/// any term the pool had before: docs/PROTOCOL.md §3). A create is conditional by nature: a 409 means the
 /// Lease exists.
 pub fn create(
     namespace: &str,
@@ -288,7 +288,7 @@ pub fn renew(
     lease
 }
 
-/// Body of a release: an empty holder, so that a standby may take it at once (DESIGN §3.5). The
+/// Body of a release: an empty holder, so that a standby may take it at once (docs/PROTOCOL.md §5). The
 /// term stays.
 pub fn release(observed: &Lease, pool: &str, now: jiff::Timestamp) -> Lease {
     let mut lease = base(observed, pool);
@@ -306,7 +306,7 @@ pub fn release(observed: &Lease, pool: &str, now: jiff::Timestamp) -> Lease {
     lease
 }
 
-/// Body of a release under `--min-hold` (DESIGN §3.5): the holder stays recorded, with a
+/// Body of a release under `--min-hold` (docs/PROTOCOL.md §5): the holder stays recorded, with a
 /// `leaseDurationSeconds` that covers the rest of the minimum hold, so that nobody takes the
 /// lease before `acquireTime + min_hold` (on their own clocks, from when they see this write).
 pub fn release_with_min_hold(
@@ -318,7 +318,7 @@ pub fn release_with_min_hold(
     held_for(observed, pool, now, remaining)
 }
 
-/// Body of a gate-mode handover (DESIGN §4): the holder stays, the controller renews from now on.
+/// Body of a gate-mode handover (docs/EXEC.md): the holder stays, the controller renews from now on.
 pub fn hand_to_controller(observed: &Lease, pool: &str, now: jiff::Timestamp) -> Lease {
     let mut lease = base(observed, pool);
     let annotations = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
@@ -333,7 +333,7 @@ pub fn hand_to_controller(observed: &Lease, pool: &str, now: jiff::Timestamp) ->
     lease
 }
 
-/// Body of a controller handover (DESIGN §3.8): the controller gives the lease to `to` (a pod),
+/// Body of a controller handover (docs/PROTOCOL.md §8): the controller gives the lease to `to` (a pod),
 /// a new `term`, `renewer: controller`.
 pub fn controller_handover(
     observed: &Lease,

@@ -1,4 +1,4 @@
-//! The single-active checker (DESIGN §6): a child under `zen-lead-exec` appends
+//! The single-active checker: a child under `zen-lead-exec` appends
 //! `TERM,start|beat|stop,NANOS,IDENTITY` lines to a shared file, and no two terms' intervals may
 //! interleave. Used by the demo and by the election tests.
 
