@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
-use crate::api::LeaderPolicy;
+use crate::api::{IdentityStrategy, LeaderPolicy};
 use crate::client::ClientError;
 use crate::lease::Timing;
 use crate::lease::record::LeaseRecord;
@@ -89,14 +89,23 @@ pub fn namespace(flag: Option<&str>, client: &kube::Client) -> String {
         .unwrap_or_else(|| client.default_namespace().to_owned())
 }
 
-/// The pool's timings from its LeaderPolicy; the defaults when it does not exist (or the CRD is
-/// not installed). Denial and an unreachable API server are errors: the campaign would fail the
+/// What the wrapper takes from the pool's LeaderPolicy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// `leaseDurationSeconds`, `renewDeadlineSeconds`, `retryPeriodSeconds`.
+    pub timing: Timing,
+    /// `identityStrategy`.
+    pub identity_strategy: IdentityStrategy,
+}
+
+/// The pool's LeaderPolicy settings; `None` when it does not exist (or the CRD is not
+/// installed). Denial and an unreachable API server are errors: the campaign would fail the
 /// same way, and saying so before it is clearer.
-pub async fn policy_timing(
+pub async fn policy(
     client: &kube::Client,
     namespace: &str,
     pool: &str,
-) -> Result<Timing, ApiError> {
+) -> Result<Option<PolicySettings>, ApiError> {
     let api: Api<LeaderPolicy> = Api::namespaced(client.clone(), namespace);
     let unreachable = |reason: String| ApiError::ReadPolicyUnreachable {
         pool: pool.to_owned(),
@@ -110,16 +119,19 @@ pub async fn policy_timing(
         Ok(Some(policy)) => {
             let spec = &policy.spec;
             let secs = |v: i32| Duration::from_secs(u64::try_from(v).unwrap_or(0));
-            tracing::debug!(pool, namespace, ?spec, "timings from LeaderPolicy");
-            Ok(Timing {
-                lease_duration: secs(spec.lease_duration_seconds),
-                renew_deadline: secs(spec.renew_deadline_seconds),
-                retry_period: secs(spec.retry_period_seconds),
-            })
+            tracing::debug!(pool, namespace, ?spec, "settings from LeaderPolicy");
+            Ok(Some(PolicySettings {
+                timing: Timing {
+                    lease_duration: secs(spec.lease_duration_seconds),
+                    renew_deadline: secs(spec.renew_deadline_seconds),
+                    retry_period: secs(spec.retry_period_seconds),
+                },
+                identity_strategy: spec.identity_strategy,
+            }))
         }
         Ok(None) => {
             tracing::debug!(pool, namespace, "no LeaderPolicy; default timings");
-            Ok(Timing::default())
+            Ok(None)
         }
         Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
             Err(ApiError::ReadPolicyForbidden {
@@ -132,7 +144,7 @@ pub async fn policy_timing(
             // 404 for the resource type itself (CRD not installed) and other answers: the API
             // server is there; the policy just cannot supply timings.
             tracing::debug!(pool, namespace, code = status.code, message = %status.message, "LeaderPolicy not readable; default timings");
-            Ok(Timing::default())
+            Ok(None)
         }
         Err(e) => Err(unreachable(super::one_line(&e))),
     }
