@@ -360,7 +360,7 @@ fn gate_hands_renewal_to_the_controller() {
         .api
         .launch(&pool.scratch, "gate")
         .args(["gate", "--pool", "gate", "--identity", "pod-g"])
-        .args(FAST)
+        .args(FAST_TIMINGS)
         .spawn();
     assert_eq!(gate.exit_code(), 0, "{}", gate.stderr());
     let record = pool.api.lease("gate").expect("lease");
@@ -637,8 +637,9 @@ fn unset_timings_come_from_the_leader_policy() {
         "kubectl apply the CRD: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // 12s lease, 10s renew deadline: with the default 3s kill grace the child could outlive
-    // the lease, so the wrapper must refuse, naming the numbers it read from the policy.
+    // 12s lease, 10s renew deadline: a 3s kill grace would let the child outlive the lease, so
+    // the default shrinks to fit, and an explicit 3s is refused, naming where each number came
+    // from.
     let policy = "apiVersion: coordination.kube-zen.io/v1alpha1\nkind: LeaderPolicy\nmetadata:\n  name: policy\n  namespace: default\nspec:\n  leaseDurationSeconds: 12\n  renewDeadlineSeconds: 10\n  retryPeriodSeconds: 2\n";
     // The CRD is served once established: retry the apply until it is.
     eventually("the LeaderPolicy to be accepted", || {
@@ -667,15 +668,17 @@ fn unset_timings_come_from_the_leader_policy() {
             .args(["--", "true"])
             .spawn()
     };
-    let mut refused = launch(&[]);
+    let mut refused = launch(&["--kill-grace", "3s"]);
     assert_eq!(refused.exit_code(), 78, "{}", refused.stderr());
     let stderr = refused.stderr();
     assert!(
         stderr.contains(
-            "--renew-deadline (10s) plus --kill-grace (3s) must be less than --lease-duration (12s)"
+            "renewDeadlineSeconds of LeaderPolicy default/policy (10s) plus --kill-grace (3s) must be less than leaseDurationSeconds of LeaderPolicy default/policy (12s)"
         ),
         "{stderr}"
     );
+    let mut shrunk = launch(&[]);
+    assert_eq!(shrunk.exit_code(), 0, "{}", shrunk.stderr());
     // A shorter kill grace fits the policy; a flag overrides one policy value.
     let mut fits = launch(&["--kill-grace", "1s"]);
     assert_eq!(fits.exit_code(), 0, "{}", fits.stderr());

@@ -136,11 +136,6 @@ pub fn run(config: Config) -> Result<u8, ExecError> {
     BootInstant::try_now()?;
     // Captured before any handler exists: this is what the child gets back.
     let inherited = InheritedSignals::capture();
-    if nix::unistd::getpid().as_raw() != 1 {
-        tracing::warn!(
-            "not PID 1: if zen-lead-exec is SIGKILLed, processes the command started keep running (only the death of a PID namespace's PID 1 takes them down); run it as the container's entrypoint"
-        );
-    }
     let reaper = Arc::new(Reaper::new());
     if Reaper::become_subreaper()? {
         tracing::debug!("child subreaper");
@@ -232,9 +227,11 @@ impl Supervisor {
             min_hold: self.config.min_hold,
         };
         tracing::debug!(pool = %election.pool, %namespace, identity = %election.candidate.identity, ?timing, ?kill_grace, "campaigning");
+
         // The term this process last led under: a rejoin never goes below it (docs/PROTOCOL.md §3).
         let mut led_term = 0;
         let mut outages = 0;
+        let mut warned_not_pid1 = false;
         loop {
             let mut elector = Elector::spawn_above(client.clone(), election.clone(), led_term);
             let term = match self.campaign(&mut elector, &client, &election).await {
@@ -307,6 +304,13 @@ impl Supervisor {
                 identity: election.candidate.identity.clone(),
                 term,
             };
+            if !warned_not_pid1 && nix::unistd::getpid().as_raw() != 1 {
+                // docs/EXEC.md: said once, before the first child, where it matters.
+                tracing::warn!(
+                    "not PID 1: if zen-lead-exec itself is killed, the processes the command started keep running (the kernel stops them only when PID 1 of their PID namespace dies); run zen-lead-exec as the container's entrypoint"
+                );
+                warned_not_pid1 = true;
+            }
             let pid = match child::spawn(&command, &env, &self.inherited, &self.reaper) {
                 Ok(pid) => pid,
                 Err(error) => {

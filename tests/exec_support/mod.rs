@@ -28,6 +28,16 @@ pub const FAST: [&str; 8] = [
     "1s",
 ];
 
+/// [`FAST`] without the kill grace, for the gate (which runs no command to stop).
+pub const FAST_TIMINGS: [&str; 6] = [
+    "--lease-duration",
+    "4s",
+    "--renew-deadline",
+    "2s",
+    "--retry-period",
+    "500ms",
+];
+
 /// The generous limit for "eventually" conditions on a loaded 2-core machine.
 pub const EVENTUALLY: Duration = Duration::from_secs(60);
 
