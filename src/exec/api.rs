@@ -150,26 +150,61 @@ pub async fn policy(
     }
 }
 
-/// Whether the pool's recorded holder looks dead by the wall clock (`renewTime +
-/// leaseDurationSeconds` in the past), and if so the record's lease duration.
+/// How the pool's recorded holder looks, by the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HolderLooks {
+    /// Renewed within its lease duration (or the Lease cannot be read).
+    Alive,
+    /// `renewTime + leaseDurationSeconds` is past, or its finished `--min-hold` has ended: the
+    /// record's lease duration.
+    Stale(Duration),
+    /// The Lease no longer names that holder (it moved on, perhaps to this very candidate).
+    Changed,
+}
+
+/// How `holder`, the pool's recorded holder, looks by the wall clock.
 ///
 /// Only a hint for `--on-follower skip|fail`: a CronJob copy skips at once when the holder looks
 /// alive, but waits for the elector's own (BOOTTIME) expiry judgement when the holder crashed
 /// without releasing, so that one crash does not make every later run skip. Never used to take
 /// the lease (docs/PROTOCOL.md §2).
-pub async fn stale_holder(client: &kube::Client, namespace: &str, pool: &str) -> Option<Duration> {
+pub async fn holder_looks(
+    client: &kube::Client,
+    namespace: &str,
+    pool: &str,
+    holder: &str,
+) -> HolderLooks {
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let lease = tokio::time::timeout(POLICY_READ_TIMEOUT, api.get_opt(pool))
-        .await
-        .ok()?
-        .ok()??;
+    let lease = match tokio::time::timeout(POLICY_READ_TIMEOUT, api.get_opt(pool)).await {
+        Ok(Ok(Some(lease))) => lease,
+        Ok(Ok(None)) => return HolderLooks::Changed,
+        _ => return HolderLooks::Alive,
+    };
     let record = LeaseRecord::from_lease(&lease);
-    record.holder.as_ref()?;
-    let renewed = record.renew_time.or(record.acquire_time)?;
-    let seconds = u64::try_from(record.lease_duration_seconds?).ok()?;
+    if record.holder.as_deref() != Some(holder) {
+        return HolderLooks::Changed;
+    }
+    looks(&record, jiff::Timestamp::now())
+}
+
+fn looks(record: &LeaseRecord, now: jiff::Timestamp) -> HolderLooks {
+    let Some(seconds) = record
+        .lease_duration_seconds
+        .and_then(|s| u64::try_from(s).ok())
+    else {
+        return HolderLooks::Alive;
+    };
     let duration = Duration::from_secs(seconds);
-    let expires = renewed
-        .checked_add(jiff::SignedDuration::try_from(duration).ok()?)
-        .ok()?;
-    (expires < jiff::Timestamp::now()).then_some(duration)
+    if record.min_hold_release().is_some_and(|until| until <= now) {
+        return HolderLooks::Stale(duration);
+    }
+    let expires = record
+        .renew_time
+        .or(record.acquire_time)
+        .zip(jiff::SignedDuration::try_from(duration).ok())
+        .and_then(|(renewed, d)| renewed.checked_add(d).ok());
+    match expires {
+        Some(expires) if expires < now => HolderLooks::Stale(duration),
+        _ => HolderLooks::Alive,
+    }
 }

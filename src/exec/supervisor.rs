@@ -14,7 +14,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use tokio::sync::mpsc;
 
-use super::api::{self, ApiError, PolicySettings};
+use super::api::{self, ApiError, HolderLooks, PolicySettings};
 use super::child::{self, ChildError, LeaseEnv};
 use super::config::{Config, DEFAULT_KILL_GRACE, Fallback, Mode, OnFollower, TimingConfigError};
 use super::exit_code;
@@ -459,20 +459,26 @@ impl Supervisor {
             {
                 let judged = stale_until.as_ref().is_some_and(|(h, _)| *h == holder);
                 if self.config.on_follower != OnFollower::Wait && !judged {
-                    let until = match api::stale_holder(client, &election.namespace, &pool).await {
-                        Some(record_duration) => {
+                    match api::holder_looks(client, &election.namespace, &pool, &holder).await {
+                        HolderLooks::Stale(record_duration) => {
                             let wait = record_duration + 2 * election.timing.retry_period;
                             tracing::info!(%pool, %holder, wait = %humantime::format_duration(wait), "holder looks expired; waiting for its lease to run out");
-                            BootInstant::now() + wait
+                            stale_until = Some((holder.clone(), BootInstant::now() + wait));
                         }
                         // Looks alive: follow at once.
-                        None => BootInstant::now(),
-                    };
-                    stale_until = Some((holder.clone(), until));
+                        HolderLooks::Alive => {
+                            stale_until = Some((holder.clone(), BootInstant::now()));
+                        }
+                        // The record moved on (perhaps to us): judge again on the next state.
+                        HolderLooks::Changed => {}
+                    }
                 }
                 let follow_now = stale_until
                     .as_ref()
                     .is_some_and(|(_, until)| until.has_passed());
+                // Never skip or fail once our own elector has taken the lease meanwhile.
+                let follow_now =
+                    follow_now && !matches!(*state.borrow(), LeaderState::Leading { .. });
                 match self.config.on_follower {
                     OnFollower::Skip if follow_now => return Ok(Campaign::Skipped { holder }),
                     OnFollower::Fail if follow_now => {
