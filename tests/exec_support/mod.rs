@@ -86,13 +86,30 @@ pub fn unshare_available() -> bool {
         .unwrap_or(false)
 }
 
-/// Skips the calling test (returns true) with a clear message when unshare is missing.
+/// Skips the calling test (returns true) with a clear message when unshare is missing. Under
+/// CI (the env var `CI` is set, as `.ci/run` does) a missing `unshare` fails the test instead:
+/// a skip there would hide that the PID 1 duties went untested.
 pub fn skip_without_unshare() -> bool {
-    if unshare_available() {
-        return false;
+    match skip_or_fail(unshare_available(), std::env::var_os("CI").is_some()) {
+        Ok(skip) => skip,
+        Err(why) => panic!("{why}"),
     }
-    eprintln!("SKIPPED: `unshare --pid --fork` is not available (util-linux, root)");
-    true
+}
+
+/// Whether to skip (`Ok(true)`), run (`Ok(false)`) or fail (`Err`) a test that needs
+/// `unshare`, given whether it is `available` and whether this is `ci`.
+pub fn skip_or_fail(available: bool, ci: bool) -> Result<bool, String> {
+    let why = "`unshare --pid --fork` is not available (it needs util-linux and root)";
+    match (available, ci) {
+        (true, _) => Ok(false),
+        (false, true) => Err(format!(
+            "{why}, and CI is set: the PID 1 tests must run in CI"
+        )),
+        (false, false) => {
+            eprintln!("SKIPPED: {why}; with CI set this is a failure");
+            Ok(true)
+        }
+    }
 }
 
 /// A running wrapper process; killed (its whole process group) on drop.
