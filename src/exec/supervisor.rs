@@ -19,7 +19,7 @@ use super::child::{self, ChildError, LeaseEnv};
 use super::config::{Config, DEFAULT_KILL_GRACE, Fallback, Mode, OnFollower, TimingConfigError};
 use super::exit_code;
 use super::pre_exec::InheritedSignals;
-use super::reaper::{Reaper, ReaperError};
+use super::reaper::{Leftovers, Reaper, ReaperError};
 use super::signals::{self, Event, SignalsError};
 use super::stopper::{StopPlan, Stopper};
 use crate::api::IdentityStrategy;
@@ -350,7 +350,7 @@ impl Supervisor {
                 Term::ChildExited(status) => Some(exit_code::from_wait_status(status)),
                 Term::Lost => None,
             };
-            if !leftovers.surviving.is_empty() {
+            if !may_release(&leftovers) {
                 // docs/PROTOCOL.md §5: what cannot be confirmed gone is not released; the lease
                 // expires on its own while the survivor may still die. Nor is it rejoined.
                 tracing::warn!(pool = %election.pool, pids = ?leftovers.surviving, "a process the child started survived SIGKILL; not releasing: the lease expires on its own");
@@ -587,6 +587,12 @@ impl Supervisor {
     }
 }
 
+/// Whether the term's work is confirmed gone, so that the lease may be released
+/// (docs/PROTOCOL.md §5): no descendant of the child survived SIGKILL.
+fn may_release(leftovers: &Leftovers) -> bool {
+    leftovers.surviving.is_empty()
+}
+
 /// The term and deadline to start the child under, if `state` still leads at `now`.
 fn term_to_start(state: &LeaderState, now: BootInstant) -> Option<(u64, BootInstant)> {
     match *state {
@@ -622,6 +628,19 @@ mod tests {
         };
         let error = campaign_result(Err(forbidden)).unwrap_err();
         assert_eq!(error.exit_code(), exit_code::PERMISSION_DENIED);
+    }
+
+    #[test]
+    fn a_descendant_that_survives_sigkill_means_no_release() {
+        assert!(may_release(&Leftovers::default()));
+        assert!(may_release(&Leftovers {
+            killed: true,
+            surviving: vec![]
+        }));
+        assert!(!may_release(&Leftovers {
+            killed: true,
+            surviving: vec![4242]
+        }));
     }
 
     #[test]
