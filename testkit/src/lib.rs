@@ -49,8 +49,10 @@ pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod strategy;
 pub mod table;
 pub mod tls;
+pub mod validation;
 pub mod watch;
 
 use std::net::SocketAddr;

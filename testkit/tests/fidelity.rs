@@ -46,7 +46,9 @@ async fn send(
     content_type: &str,
     body: Option<&Value>,
 ) -> Answer {
-    let bytes = body.map(|b| serde_json::to_vec(b).expect("json")).unwrap_or_default();
+    let bytes = body
+        .map(|b| serde_json::to_vec(b).expect("json"))
+        .unwrap_or_default();
     let req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -62,12 +64,7 @@ async fn send(
         .iter()
         .filter_map(|v| v.to_str().ok().map(str::to_string))
         .collect();
-    let raw = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let raw = resp.into_body().collect().await.expect("body").to_bytes();
     let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     Answer {
         code,
@@ -163,8 +160,8 @@ async fn typed_clients_write_micro_time_the_server_accepts() {
     let server = TestServer::start().await.expect("server");
     let leases: Api<Lease> = Api::default_namespaced(server.client().expect("client"));
     let whole_second = jiff::Timestamp::from_second(1_800_000_000).expect("ts");
-    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "typed"}, "spec": {}}))
-        .expect("lease");
+    let lease: Lease =
+        serde_json::from_value(json!({"metadata": {"name": "typed"}, "spec": {}})).expect("lease");
     let mut lease = lease;
     let spec = lease.spec.get_or_insert_with(Default::default);
     spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
@@ -217,7 +214,10 @@ async fn lease_fields_and_object_names_are_validated() {
         &json!({"metadata": {"name": "Upper"}}),
     )
     .await;
-    assert_eq!((a.code, a.cause_fields()), (422, vec!["metadata.name".to_string()]));
+    assert_eq!(
+        (a.code, a.cause_fields()),
+        (422, vec!["metadata.name".to_string()])
+    );
     let a = post(
         &client,
         "/api/v1/namespaces",
@@ -243,8 +243,10 @@ async fn unknown_lease_fields_are_dropped_with_a_warning_or_refused_when_strict(
     assert_eq!(a.code, 201, "{}", a.body);
     assert_eq!(a.body["spec"], json!({"holderIdentity": "a"}));
     assert!(
-        a.warnings.iter().any(|w| w.contains("unknown field \\\"spec.bogus\\\"")
-            || w.contains("unknown field \"spec.bogus\"")),
+        a.warnings
+            .iter()
+            .any(|w| w.contains("unknown field \\\"spec.bogus\\\"")
+                || w.contains("unknown field \"spec.bogus\"")),
         "{:?}",
         a.warnings
     );
@@ -343,11 +345,21 @@ async fn recorder_events_pass_and_incomplete_events_k8s_io_events_are_invalid() 
     )
     .await;
     assert_eq!(a.code, 422, "{}", a.body);
+    assert_eq!(a.cause_fields(), ["eventTime"], "{}", a.body);
+    let a = post(
+        &client,
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        &json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "timed"},
+                "eventTime": "2026-01-01T00:00:00.000000Z",
+                "regarding": {"kind": "Pod", "name": "p1", "namespace": "default"}, "reason": "R", "type": "Normal"}),
+    )
+    .await;
+    assert_eq!(a.code, 422, "{}", a.body);
     let mut fields = a.cause_fields();
     fields.sort();
     assert_eq!(
         fields,
-        ["action", "eventTime", "reportingController", "reportingInstance"],
+        ["action", "reportingController", "reportingInstance"],
         "{}",
         a.body
     );
@@ -372,7 +384,10 @@ async fn delete_answers_a_status_for_gone_objects_and_the_object_while_finalizer
     let client = server.client().expect("client");
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "gone"}})).expect("cm");
-    let created = cms.create(&PostParams::default(), &cm).await.expect("create");
+    let created = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("create");
     let status = cms
         .delete("gone", &DeleteParams::default())
         .await
@@ -381,16 +396,29 @@ async fn delete_answers_a_status_for_gone_objects_and_the_object_while_finalizer
         .expect("a Status for a deleted ConfigMap");
     let details = status.details.expect("details");
     assert_eq!(
-        (details.name.as_str(), details.kind.as_str(), details.uid.as_str()),
-        ("gone", "configmaps", created.metadata.uid.as_deref().unwrap_or(""))
+        (
+            details.name.as_str(),
+            details.kind.as_str(),
+            details.uid.as_str()
+        ),
+        (
+            "gone",
+            "configmaps",
+            created.metadata.uid.as_deref().unwrap_or("")
+        )
     );
-    assert_eq!(status.status, Some(kube::core::response::StatusSummary::Success));
+    assert_eq!(
+        status.status,
+        Some(kube::core::response::StatusSummary::Success)
+    );
 
     let held: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
     )
     .expect("cm");
-    cms.create(&PostParams::default(), &held).await.expect("create");
+    cms.create(&PostParams::default(), &held)
+        .await
+        .expect("create");
     let a = send(
         &client,
         "DELETE",
@@ -409,7 +437,9 @@ async fn delete_answers_a_status_for_gone_objects_and_the_object_while_finalizer
         json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
     )
     .expect("pod");
-    pods.create(&PostParams::default(), &pod).await.expect("create");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
     let deleted = pods
         .delete("p", &DeleteParams::default())
         .await
@@ -474,7 +504,14 @@ async fn apply_needs_a_field_manager_and_force_is_only_for_apply() {
     let client = server.client().expect("client");
     let path = "/api/v1/namespaces/default/configmaps/a";
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}});
-    let a = send(&client, "PATCH", path, "application/apply-patch+yaml", Some(&cm)).await;
+    let a = send(
+        &client,
+        "PATCH",
+        path,
+        "application/apply-patch+yaml",
+        Some(&cm),
+    )
+    .await;
     assert_eq!(a.code, 422, "{}", a.body);
     assert_eq!(
         a.body["message"],
@@ -539,7 +576,11 @@ async fn two_managers_applying_the_same_value_share_it() {
     // a stops applying k: b still owns it, so it stays; then b lets go and it goes.
     let after_a = apply("a", json!({"x": "1"})).await;
     assert_eq!(
-        after_a.data.unwrap_or_default().get("k").map(String::as_str),
+        after_a
+            .data
+            .unwrap_or_default()
+            .get("k")
+            .map(String::as_str),
         Some("v")
     );
     let after_b = apply("b", json!({})).await;
@@ -566,9 +607,9 @@ async fn crd_status_is_validated_on_the_status_subresource_and_schemas_must_be_s
     let a = post(&client, CRD, &non_structural).await;
     assert_eq!(a.code, 422, "{}", a.body);
     assert!(
-        a.cause_fields()
-            .iter()
-            .any(|f| f.contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[size].type")),
+        a.cause_fields().iter().any(|f| f.contains(
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[size].type"
+        )),
         "{}",
         a.body
     );

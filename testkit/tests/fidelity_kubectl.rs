@@ -124,7 +124,12 @@ async fn get_events_shows_kubectl_columns_and_events_for_filters_by_object() {
     assert!(!for_pod.contains("not about the pod"), "{for_pod}");
     let warnings = ok(
         &server,
-        &["get", "events", "--field-selector", "type=Warning,reason=Demoted"],
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "type=Warning,reason=Demoted",
+        ],
         None,
     )
     .await;
@@ -137,13 +142,17 @@ async fn auth_whoami_and_can_i_list() {
     let server = TestServer::start().await.expect("server");
     let me = ok(&server, &["auth", "whoami"], None).await;
     assert!(
-        rows(&me).iter().any(|r| r[..] == ["Username", "testkit-admin"]),
+        rows(&me)
+            .iter()
+            .any(|r| r[..] == ["Username", "testkit-admin"]),
         "{me}"
     );
     assert!(me.contains("system:masters"), "{me}");
     let all = ok(&server, &["auth", "can-i", "--list"], None).await;
     assert!(
-        rows(&all).iter().any(|r| r[..] == ["*.*", "[]", "[]", "[*]"]),
+        rows(&all)
+            .iter()
+            .any(|r| r[..] == ["*.*", "[]", "[]", "[*]"]),
         "{all}"
     );
     let rbac = r#"
@@ -187,7 +196,12 @@ subjects:
     assert!(!bot.contains("*.*"), "{bot}");
     let who = ok(
         &server,
-        &["--as", "system:serviceaccount:default:bot", "auth", "whoami"],
+        &[
+            "--as",
+            "system:serviceaccount:default:bot",
+            "auth",
+            "whoami",
+        ],
         None,
     )
     .await;

@@ -8,6 +8,7 @@ pub mod json;
 pub mod keys;
 pub mod managed_fields;
 pub mod merge;
+pub mod options;
 pub mod strategic;
 
 use serde_json::Value;
