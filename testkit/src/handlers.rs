@@ -957,6 +957,9 @@ async fn handle_inner(
             if ty.plural == "selfsubjectaccessreviews" {
                 return Ok((201, self_subject_access_review(app, user, call)?, warnings));
             }
+            if let Some(review) = crate::reviews::serve(app, &ty, user, || decode_body(call)) {
+                return Ok((201, review?, warnings));
+            }
             if !info.name.is_empty() {
                 return Err(ApiError::method_not_allowed(
                     "the server does not allow this method on the requested resource",

@@ -84,6 +84,11 @@ impl ResourceType {
         self
     }
 
+    fn create_only(mut self) -> Self {
+        self.create_only = true;
+        self
+    }
+
     fn all(mut self) -> Self {
         self.categories = vec!["all".into()];
         self
@@ -239,6 +244,22 @@ impl Registry {
                 t.create_only = true;
                 t
             },
+            ResourceType::builtin(
+                "authorization.k8s.io",
+                "v1",
+                "SelfSubjectRulesReview",
+                "selfsubjectrulesreviews",
+                false,
+            )
+            .create_only(),
+            ResourceType::builtin(
+                "authentication.k8s.io",
+                "v1",
+                "SelfSubjectReview",
+                "selfsubjectreviews",
+                false,
+            )
+            .create_only(),
         ];
         let mut reg = Self::default();
         for t in list {
