@@ -521,12 +521,29 @@ fn update(
             info.name
         )));
     }
+    // A uid in the body is a precondition, checked before anything else (also against a
+    // missing object: a PUT of a deleted object's last state never recreates it).
+    let body_uid = meta_str(&obj, "uid").unwrap_or("").to_string();
+    let uid_mismatch = |current: Option<&Value>| {
+        let have = current.and_then(|c| meta_str(c, "uid")).unwrap_or("");
+        (!body_uid.is_empty() && body_uid != have).then(|| {
+            ApiError::precondition_failed(
+                &ty.group,
+                &ty.plural,
+                &info.name,
+                &format!("Precondition failed: UID in precondition: {body_uid}, UID in object meta: {have}"),
+            )
+        })
+    };
+    let existing = app.store.get(&ty.key(), &info.namespace, &info.name);
+    if existing.is_none()
+        && let Some(err) = uid_mismatch(None)
+    {
+        return Err(err);
+    }
     if info.subresource.is_empty()
         && crate::strategy::allows_create_on_update(ty)
-        && app
-            .store
-            .get(&ty.key(), &info.namespace, &info.name)
-            .is_none()
+        && existing.is_none()
     {
         meta_mut(&mut obj).insert("name".into(), json!(info.name));
         let created = create(app, ty, call, obj, warnings)?;
@@ -542,6 +559,9 @@ fn update(
     let result = app
         .store
         .mutate(&ty.key(), &info.namespace, &info.name, |current| {
+            if let Some(err) = uid_mismatch(current) {
+                return Err(err);
+            }
             let Some(current) = current else {
                 return Err(ApiError::not_found(&ty.group, &ty.plural, &info.name));
             };

@@ -294,6 +294,20 @@ async fn put_of_a_missing_lease_creates_it() {
     )
     .await;
     assert_eq!(a.code, 201, "{}", a.body);
+    // The last state of a deleted Lease carries its uid: that is a precondition, so the PUT
+    // fails (409) instead of bringing the Lease back, and zen-lead observes again.
+    leases
+        .delete("fresh", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let err = leases
+        .replace("fresh", &PostParams::default(), &created)
+        .await
+        .expect_err("no resurrection");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 409 && s.message.contains("Precondition failed: UID in precondition")),
+        "{err:?}"
+    );
     // ConfigMaps do not allow it.
     let cms: Api<ConfigMap> = Api::default_namespaced(client);
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}})).expect("cm");
