@@ -1,6 +1,4 @@
 //! RBAC evaluation from stored Role/ClusterRole/RoleBinding/ClusterRoleBinding objects.
-//!
-//! CONTRACT (owned by the testkit-semantics work): signatures are fixed, bodies are filled in.
 
 use serde_json::Value;
 
