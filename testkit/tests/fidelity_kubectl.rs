@@ -217,3 +217,24 @@ async fn kubectl_apply_of_a_lease_with_a_millisecond_renew_time_fails() {
         kubectl(server.kubeconfig_path(), &["apply", "-f", "-"], Some(lease)).await;
     assert!(!success && stderr.contains("parsing time"), "{stderr}");
 }
+
+/// kubectl validates strictly by default: a misspelt Lease field is refused, not dropped.
+#[tokio::test]
+async fn kubectl_apply_of_a_lease_with_a_misspelt_field_fails() {
+    let server = TestServer::start().await.expect("server");
+    let lease = "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: typo}\nspec: {holder: pod-1}\n";
+    let (success, _, stderr) =
+        kubectl(server.kubeconfig_path(), &["apply", "-f", "-"], Some(lease)).await;
+    assert!(
+        !success && stderr.contains("unknown field \"spec.holder\""),
+        "{stderr}"
+    );
+    let (success, _, stderr) = kubectl(
+        server.kubeconfig_path(),
+        &["apply", "--validate=warn", "-f", "-"],
+        Some(lease),
+    )
+    .await;
+    assert!(success, "{stderr}");
+    assert!(stderr.contains("unknown field \"spec.holder\""), "{stderr}");
+}
