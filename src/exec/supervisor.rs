@@ -562,7 +562,13 @@ impl Supervisor {
                     Some(Event::RealTime(number)) => signals::forward_real_time(pid, number, group),
                     None => return Err(ExecError::SignalThreadGone),
                 },
-                _ = state.changed(), if !lost => {}
+                changed = state.changed(), if !lost => {
+                    if changed.is_err() {
+                        // The elector is gone: nothing renews any more.
+                        lost = true;
+                        tracing::warn!(pool = %self.config.pool, "the elector stopped; the child is being stopped");
+                    }
+                }
                 () = tokio::time::sleep(tick) => {}
             }
         }
