@@ -227,7 +227,6 @@ impl Supervisor {
             min_hold: self.config.min_hold,
         };
         tracing::debug!(pool = %election.pool, %namespace, identity = %election.candidate.identity, ?timing, ?kill_grace, "campaigning");
-
         // The term this process last led under: a rejoin never goes below it (docs/PROTOCOL.md §3).
         let mut led_term = 0;
         let mut outages = 0;
