@@ -82,6 +82,16 @@ fn holder_cleared_by_hand_never_runs_two_commands() {
     assert_eq!(terms.len(), 2, "{terms:?}");
 }
 
+/// Whether a thread of `pid` sleeps in a pipe write.
+fn blocked_on_pipe(pid: Pid) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).any(|task| {
+        std::fs::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.contains("pipe_write"))
+    })
+}
+
 /// A `cat` that reads a FIFO; stopped and killed on drop.
 struct Reader(std::process::Child);
 
@@ -134,21 +144,28 @@ fn stalled_stderr_reader_during_a_partition_never_runs_two_commands() {
         .expect("open the FIFO");
     let chunk = [b'x'; 4096];
     while filler.write(&chunk).is_ok_and(|n| n > 0) {}
+    // The stall is real: a thread of the leader is blocked writing to the full pipe.
+    eventually("the leader to block writing its log", || {
+        blocked_on_pipe(leader.pid)
+    });
     let mut follower = pool.replica("r1", &[], false);
     eventually("r1 to follow", || follower.stderr().contains("waiting"));
     pool.api.blackhole("r0", true);
     pool.wait_for_successor(&first, 3);
+    // While the collector is still stalled: the old child was gone before the new one began.
+    let terms = pool.check();
+    assert_eq!(terms.len(), 2, "{terms:?}");
     // Not `leader.stderr()`: reading the FIFO here would steal the collector's lines.
     assert_eq!(
         leader.wait_timeout(EVENTUALLY).and_then(|s| s.code()),
-        Some(80)
+        Some(80),
+        "the leader did not exit with its log stalled"
     );
     pool.api.blackhole("r0", false);
     follower.kill_all();
     drop(filler);
     drop(reader);
-    let terms = pool.check();
-    assert_eq!(terms.len(), 2, "{terms:?}");
+    pool.check();
 }
 
 /// Guards docs/EXEC.md `--rejoin`: a standby daemon that loses the lease to an API outage keeps

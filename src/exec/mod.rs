@@ -2,8 +2,9 @@
 //! as PID 1 or a subreaper, forwarding signals, reaping zombies.
 //!
 //! One concept per module: [`config`] (flags to a validated [`config::Config`]), [`exit_code`]
-//! (the table), [`child`] + [`pre_exec`] (spawning), [`reaper`], [`signals`], [`api`] (client,
-//! namespace, LeaderPolicy timings) and [`supervisor`] (the straight sequence).
+//! (the table), [`child`] + [`pre_exec`] (spawning), [`reaper`], [`signals`], [`stopper`] (the
+//! thread that owns the deadline and stops the child), [`log`] (never blocking), [`api`] (client,
+//! namespace, LeaderPolicy settings) and [`supervisor`] (the straight sequence).
 
 pub mod api;
 pub mod child;

@@ -85,6 +85,10 @@ fn step(
 }
 
 fn leading_deadline(state: &watch::Receiver<LeaderState>) -> Option<BootInstant> {
+    // An elector that is gone renews nothing, whatever it said last.
+    if state.has_changed().is_err() {
+        return None;
+    }
     match *state.borrow() {
         LeaderState::Leading { deadline, .. } => Some(deadline),
         _ => None,

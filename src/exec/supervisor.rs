@@ -227,7 +227,6 @@ impl Supervisor {
             min_hold: self.config.min_hold,
         };
         tracing::debug!(pool = %election.pool, %namespace, identity = %election.candidate.identity, ?timing, ?kill_grace, "campaigning");
-
         // The term this process last led under: a rejoin never goes below it (docs/PROTOCOL.md §3).
         let mut led_term = 0;
         let mut outages = 0;
@@ -562,7 +561,13 @@ impl Supervisor {
                     Some(Event::RealTime(number)) => signals::forward_real_time(pid, number, group),
                     None => return Err(ExecError::SignalThreadGone),
                 },
-                _ = state.changed(), if !lost => {}
+                changed = state.changed(), if !lost => {
+                    if changed.is_err() {
+                        // The elector is gone: nothing renews any more.
+                        lost = true;
+                        tracing::warn!(pool = %self.config.pool, "the elector stopped; the child is being stopped");
+                    }
+                }
                 () = tokio::time::sleep(tick) => {}
             }
         }
