@@ -232,6 +232,38 @@ async fn lease_fields_and_object_names_are_validated() {
     )
     .await;
     assert_eq!(a.code, 201, "{}", a.body);
+    // Label keys and values, and annotation keys, are checked on every object and every write.
+    for meta in [
+        json!({"name": "l1", "labels": {"role": "a/b"}}),
+        json!({"name": "l2", "labels": {"-role": "a"}}),
+        json!({"name": "l3", "annotations": {"bad key": "x"}}),
+    ] {
+        let a = post(
+            &client,
+            "/api/v1/namespaces/default/configmaps",
+            &json!({"metadata": meta}),
+        )
+        .await;
+        assert_eq!(a.code, 422, "{meta}: {}", a.body);
+        let field = a.cause_fields().pop().unwrap_or_default();
+        assert!(field.starts_with("metadata."), "{field}");
+    }
+    let a = post(
+        &client,
+        LEASES,
+        &json!({"metadata": {"name": "ok", "labels": {"zen-lead.kube-zen.io/role": "leader", "empty": ""}}}),
+    )
+    .await;
+    assert_eq!(a.code, 201, "{}", a.body);
+    let a = send(
+        &client,
+        "PATCH",
+        &format!("{LEASES}/ok"),
+        "application/merge-patch+json",
+        Some(&json!({"metadata": {"labels": {"x": "not valid!"}}})),
+    )
+    .await;
+    assert_eq!(a.code, 422, "{}", a.body);
 }
 
 #[tokio::test]

@@ -26,27 +26,6 @@ fn too_long(field: &str, max: usize) -> Cause {
     )
 }
 
-/// Whether `name` is a Kubernetes qualified name (`[prefix/]name`), the form
-/// `reportingController` must have.
-fn qualified_name_problem(name: &str) -> Option<String> {
-    let (prefix, local) = match name.rsplit_once('/') {
-        Some((p, l)) => (Some(p), l),
-        None => (None, name),
-    };
-    let local_ok = !local.is_empty()
-        && local.len() <= 63
-        && local.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && local.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    let prefix_ok = prefix
-        .is_none_or(|p| super::names::problems(super::names::NameRule::Subdomain, p).is_empty());
-    (!(local_ok && prefix_ok)).then(|| {
-        format!("Invalid value: {name:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
-    })
-}
-
 /// The rules every Event passes, whichever API wrote it (`events_v1`: through events.k8s.io).
 fn legacy(ev: &Value, events_v1: bool) -> Vec<Cause> {
     let mut causes = Vec::new();
@@ -78,8 +57,13 @@ fn legacy(ev: &Value, events_v1: bool) -> Vec<Cause> {
         let controller = s(ev, "/reportingComponent");
         if controller.is_empty() {
             causes.push(Cause::required(controller_field));
-        } else if let Some(problem) = qualified_name_problem(controller) {
-            causes.push(Cause::invalid(controller_field, problem));
+        } else {
+            for problem in super::meta::qualified_name_problems(controller) {
+                causes.push(Cause::invalid(
+                    controller_field,
+                    format!("Invalid value: {controller:?}: {problem}"),
+                ));
+            }
         }
         let instance = s(ev, "/reportingInstance");
         if instance.is_empty() {

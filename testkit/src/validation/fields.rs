@@ -112,7 +112,15 @@ fn split_index(seg: &str) -> (&str, Option<usize>) {
 /// Decodes a built-in's client view: Err is the decoding error (a wrong type); Ok lists the
 /// unknown fields, already removed from `view`.
 pub fn prune_unknown(ty: &ResourceType, view: &mut Value) -> Result<Vec<String>, String> {
-    let Some(result) = typed(ty, view) else {
+    // The stored apiVersion is the one the object was first written with; the typed form
+    // wants its own (an Event written through v1 and patched through events.k8s.io).
+    let mut probe = view.clone();
+    if let Some(o) = probe.as_object_mut() {
+        let version = ty.versions.first().map_or("v1", String::as_str);
+        o.insert("apiVersion".into(), Value::String(ty.api_version(version)));
+        o.insert("kind".into(), Value::String(ty.kind.clone()));
+    }
+    let Some(result) = typed(ty, &probe) else {
         return Ok(Vec::new());
     };
     let known = match result {
@@ -155,5 +163,11 @@ mod tests {
         let mut no_involved =
             json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}});
         assert_eq!(prune_unknown(&reg_ty, &mut no_involved), Ok(Vec::new()));
+        let v1_ty = reg
+            .lookup("events.k8s.io", "v1", "events")
+            .expect("events.k8s.io");
+        let mut written_as_core = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "e"}, "reason": "R"});
+        assert_eq!(prune_unknown(&v1_ty, &mut written_as_core), Ok(Vec::new()));
     }
 }

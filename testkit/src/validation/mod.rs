@@ -1,11 +1,12 @@
 //! Built-in admission as kube-apiserver does it before storing: decoding (Time and MicroTime
-//! fields, field types, unknown fields: 400 or a warning) and validation (object names, Lease
-//! and Event rules: 422). Custom resources get their name rule here and the rest from their
-//! CRD schema (`crate::schema`).
+//! fields, field types, unknown fields: 400 or a warning) and validation (object names, labels
+//! and annotations, Lease and Event rules: 422). Custom resources get their name, label and
+//! annotation rules here and the rest from their CRD schema (`crate::schema`).
 
 pub mod events;
 pub mod fields;
 pub mod lease;
+pub mod meta;
 pub mod names;
 pub mod time;
 
@@ -70,6 +71,7 @@ pub fn validate(ty: &ResourceType, obj: &Value, old: Option<&Value>) -> Vec<Caus
             .unwrap_or("");
         causes.extend(names::name_causes(ty, name));
     }
+    causes.extend(meta::causes(obj));
     match (ty.group.as_str(), ty.kind.as_str()) {
         ("coordination.k8s.io", "Lease") => causes.extend(lease::spec_causes(obj)),
         (group @ ("" | "events.k8s.io"), "Event") => {
