@@ -1,0 +1,15 @@
+//! zen-lead-controller: the shared controller (docs/ARCHITECTURE.md, "The controller").
+//!
+//! It elects for annotation-only pods, renews for gated pods, hands over on evidence of death
+//! (docs/PROTOCOL.md §8), and writes pod roles, `LeaderPolicy` status, Events and metrics.
+//!
+//! Pure decisions take plain values: [`pods`] (the projection), [`evidence`], [`election`],
+//! [`status`], [`roles`]. [`reconcile`] is the only module that writes; [`run`] wires the
+//! reflectors, the kube-runtime `Controller`, the controller's own [`leadership`], [`events`]
+//! and the [`metrics`] server.
+
+pub mod election;
+pub mod evidence;
+pub mod pods;
+pub mod roles;
+pub mod status;
