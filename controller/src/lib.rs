@@ -8,8 +8,16 @@
 //! reflectors, the kube-runtime `Controller`, the controller's own [`leadership`], [`events`]
 //! and the [`metrics`] server.
 
+pub mod config;
 pub mod election;
+pub mod events;
 pub mod evidence;
+pub mod leadership;
+pub mod metrics;
 pub mod pods;
+pub mod reconcile;
 pub mod roles;
+pub mod run;
 pub mod status;
+
+pub use run::run;

@@ -121,7 +121,13 @@ mod tests {
         other_pool.pool = Some("other".into());
         let mut unjoined = candidate("y").ready(0);
         unjoined.join = false;
-        let cases: Vec<(&str, Vec<PodView>, Option<&str>, Vec<(&str, &str)>)> = vec![
+        type Case<'a> = (
+            &'a str,
+            Vec<PodView>,
+            Option<&'a str>,
+            Vec<(&'a str, &'a str)>,
+        );
+        let cases: Vec<Case<'_>> = vec![
             (
                 "first election labels everyone",
                 fresh.to_vec(),
