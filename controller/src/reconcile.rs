@@ -21,8 +21,9 @@ use zen_lead::api::{LeaderPolicy, LeaderPolicyStatus};
 use zen_lead::clock::BootInstant;
 use zen_lead::lease::Timing;
 use zen_lead::lease::record::{self, Holder, LeaseRecord, RecordKey, Renewer};
+use zen_lead::lease::steward::{self, Cause, Step};
 
-use crate::election::{self, Cause, HolderState, Plan, Successor};
+use crate::election::{self, HolderState, Successor};
 use crate::events::{Events, Subject, reason as event};
 use crate::evidence::{self, Evidence};
 use crate::leadership::{Leadership, NotLeader, Permit};
@@ -351,7 +352,6 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
                 m.last_lease_duration,
             )
         });
-    let _ = last_lease_duration;
 
     let found_evidence = view.record.as_ref().filter(|r| r.is_held()).and_then(|r| {
         evidence::judge(&evidence::Observation {
@@ -373,15 +373,17 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         .as_ref()
         .and_then(|s| s.term)
         .and_then(|t| u64::try_from(t).ok());
-    let plan = election::plan(&election::Input {
+    let plan = steward::decide(&steward::Input {
         record: view.record.as_ref(),
         first_seen,
-        holder,
-        successor: successor.as_ref(),
-        high_water,
+        holder: holder.steward(),
+        successor: successor.is_some(),
+        high_water: high_water.max(view.record.as_ref().map(|r| r.term)),
+        last_lease_duration,
         last_renewal,
         timing,
         now,
+        wall_now: jiff::Timestamp::now(),
     });
     if let Some(e) = found_evidence {
         ctx.with_memory(&key, |m| m.evidence = Some(e));
@@ -408,7 +410,17 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
     let mut cause = None;
     let mut wrote = None;
     if checked.is_ok() {
-        match write_lease(ctx, &view, &plan, &pool, &namespace, &timing).await {
+        match write_lease(
+            ctx,
+            &view,
+            &plan,
+            successor.as_ref(),
+            &pool,
+            &namespace,
+            &timing,
+        )
+        .await
+        {
             Ok(Some((lease, sent, written_cause))) => {
                 cause = written_cause;
                 wrote = Some((lease, sent));
@@ -418,7 +430,7 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
                 ctx.with_memory(&key, |m| m.written = None);
                 return Ok(Action::requeue(CONFLICT_RETRY));
             }
-            Err(WriteOutcome::Failed(error)) => return Err(error),
+            Err(WriteOutcome::Failed(error)) => return Err(*error),
         }
     }
     if let Some((lease, sent)) = wrote.clone() {
@@ -452,7 +464,7 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         }
         _ => false,
     };
-    let conflict = plan == Plan::Conflict;
+    let conflict = plan == Step::Conflict;
     let missing: Vec<String> = match strategy {
         zen_lead::api::IdentityStrategy::Custom => view
             .pods
@@ -560,6 +572,7 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         &view,
         holder_pod.as_ref().filter(|_| live),
         cause,
+        found_evidence,
         &new_status,
         &missing,
     )
@@ -575,14 +588,14 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
     })
 }
 
-fn requeue(plan: &Plan, now: BootInstant) -> Action {
+fn requeue(plan: &Step, now: BootInstant) -> Action {
     match plan {
-        Plan::Idle { recheck: Some(at) } => Action::requeue(
+        Step::Idle { recheck: Some(at) } => Action::requeue(
             at.saturating_duration_since(now)
                 .max(Duration::from_millis(20))
                 .min(IDLE_RECHECK),
         ),
-        Plan::Idle { recheck: None } | Plan::Conflict | Plan::TermExhausted => {
+        Step::Idle { recheck: None } | Step::Conflict | Step::TermExhausted(_) => {
             Action::requeue(IDLE_RECHECK)
         }
         // A write was due but not made (standby): look again soon, in case leadership comes.
@@ -617,12 +630,12 @@ fn status_patch(status: &LeaderPolicyStatus) -> Value {
 
 enum WriteOutcome {
     Conflict,
-    Failed(ReconcileError),
+    Failed(Box<ReconcileError>),
 }
 
 impl From<NotLeader> for WriteOutcome {
     fn from(error: NotLeader) -> Self {
-        Self::Failed(error.into())
+        Self::Failed(Box::new(error.into()))
     }
 }
 
@@ -630,29 +643,33 @@ impl From<NotLeader> for WriteOutcome {
 async fn write_lease(
     ctx: &Context,
     view: &View,
-    plan: &Plan,
+    plan: &Step,
+    successor: Option<&Successor>,
     pool: &str,
     namespace: &str,
     timing: &Timing,
 ) -> Result<Option<(Lease, BootInstant, Option<Cause>)>, WriteOutcome> {
     let now = jiff::Timestamp::now();
-    let (operation, body, cause, new_holder) = match (plan, &view.lease) {
-        (Plan::Create { to, term }, _) => (
-            "create",
-            record::create(
+    let overflow = |e: record::TermOverflow| {
+        warn!(pool, namespace, error = %e, "no term is left for this pool's Lease; delete the Lease and reset the LeaderPolicy status term");
+        Ok(None)
+    };
+    let (operation, body, cause, new_holder) = match (plan, &view.lease, successor) {
+        (Step::Create { term }, _, Some(to)) => {
+            match record::create(
                 namespace,
                 pool,
                 &holder_for(to),
                 now,
                 timing.lease_duration,
                 *term,
-            ),
-            Some(Cause::Vacant),
-            Some(to),
-        ),
-        (Plan::Acquire { to, term, cause }, Some(observed)) => (
-            "acquire",
-            record::controller_handover(
+            ) {
+                Ok(body) => ("create", body, Some(Cause::Vacant), Some(to)),
+                Err(e) => return overflow(e),
+            }
+        }
+        (Step::Acquire { term, cause }, Some(observed), Some(to)) => {
+            match record::controller_handover(
                 observed,
                 pool,
                 &to.identity,
@@ -660,11 +677,12 @@ async fn write_lease(
                 now,
                 timing.lease_duration,
                 *term,
-            ),
-            Some(*cause),
-            Some(to),
-        ),
-        (Plan::Renew, Some(observed)) => {
+            ) {
+                Ok(body) => ("acquire", body, Some(*cause), Some(to)),
+                Err(e) => return overflow(e),
+            }
+        }
+        (Step::Renew, Some(observed), _) => {
             let Some(record) = view.record.as_ref().filter(|r| r.is_held()) else {
                 return Ok(None);
             };
@@ -681,22 +699,16 @@ async fn write_lease(
                 None,
             )
         }
-        (Plan::Release { evidence }, Some(observed)) => {
-            debug!(
-                pool,
-                evidence = evidence.label(),
-                "releasing for a dead holder"
-            );
-            ("release", record::release(observed, pool, now), None, None)
+        (Step::Release { hold }, Some(observed), _) => {
+            let body = match hold {
+                Some((until, remaining)) => {
+                    record::release_with_min_hold(observed, pool, now, *until, *remaining)
+                }
+                None => record::release(observed, pool, now),
+            };
+            ("release", body, None, None)
         }
-        (Plan::TermExhausted, _) => {
-            warn!(
-                pool,
-                namespace,
-                "no term is left for this pool's Lease; delete the Lease and reset the LeaderPolicy status term"
-            );
-            return Ok(None);
-        }
+        (Step::TermExhausted(e), _, _) => return overflow(*e),
         _ => return Ok(None),
     };
     if let Some(to) = new_holder {
@@ -716,10 +728,10 @@ async fn write_lease(
     })
     .await
     .ok_or_else(|| {
-        WriteOutcome::Failed(ReconcileError::DeadlinePassed {
+        WriteOutcome::Failed(Box::new(ReconcileError::DeadlinePassed {
             namespace: namespace.to_owned(),
             pool: pool.to_owned(),
-        })
+        }))
     })?;
     match result {
         Ok(lease) => {
@@ -746,12 +758,12 @@ async fn write_lease(
                     operation: operation.to_owned(),
                 })
                 .inc();
-            Err(WriteOutcome::Failed(ReconcileError::WriteLease {
+            Err(WriteOutcome::Failed(Box::new(ReconcileError::WriteLease {
                 namespace: namespace.to_owned(),
                 pool: pool.to_owned(),
                 operation,
                 source,
-            }))
+            })))
         }
     }
 }
@@ -788,17 +800,19 @@ async fn demote_others(
             Some(Ok(_)) => {}
             Some(Err(kube::Error::Api(s))) if s.code == 404 => {}
             Some(Err(source)) => {
-                return Err(WriteOutcome::Failed(ReconcileError::WriteRole {
+                return Err(WriteOutcome::Failed(Box::new(ReconcileError::WriteRole {
                     namespace: namespace.to_owned(),
                     pod: pod.name.clone(),
                     source,
-                }));
+                })));
             }
             None => {
-                return Err(WriteOutcome::Failed(ReconcileError::DeadlinePassed {
-                    namespace: namespace.to_owned(),
-                    pool: pool.to_owned(),
-                }));
+                return Err(WriteOutcome::Failed(Box::new(
+                    ReconcileError::DeadlinePassed {
+                        namespace: namespace.to_owned(),
+                        pool: pool.to_owned(),
+                    },
+                )));
             }
         }
     }
@@ -814,6 +828,7 @@ async fn report(
     view: &View,
     leader: Option<&PodView>,
     cause: Option<Cause>,
+    evidence_now: Option<Evidence>,
     status: &LeaderPolicyStatus,
     missing: &[String],
 ) {
@@ -879,9 +894,10 @@ async fn report(
                     format!("{new} leads pool {pool} (term {new_term})"),
                 )
                 .await;
+            let evidence = evidence_now.or(evidence);
             let why = match (cause, evidence) {
                 (Some(c), _) => c,
-                (None, Some(e)) => Cause::Evidence(e),
+                (None, Some(_)) => Cause::Evidence,
                 (None, None) => Cause::Expiry,
             };
             let why = if before.is_none() && why == Cause::Expiry && lost_at.is_none() {
@@ -904,9 +920,9 @@ async fn report(
                     .observe(lost_at.elapsed().as_secs_f64());
             }
             if before.is_some() || lost_at.is_some() {
-                let detail = match why {
-                    Cause::Evidence(e) => format!("evidence ({})", e.label()),
-                    other => other.label().to_owned(),
+                let detail = match (why, evidence) {
+                    (Cause::Evidence, Some(e)) => format!("evidence ({})", e.label()),
+                    (other, _) => other.label().to_owned(),
                 };
                 ctx.events
                     .publish(

@@ -318,6 +318,8 @@ mod tests {
             renew_time: Some(ts(0)),
             lease_duration_seconds: Some(15),
             term,
+            released_term: None,
+            min_hold_until: None,
         }
     }
 
