@@ -87,6 +87,8 @@ pub struct PodView {
     pub namespace: String,
     /// Pod UID.
     pub uid: String,
+    /// `resourceVersion` (numeric; 0 when unknown).
+    pub resource_version: u64,
     /// `zen-lead/pool`.
     pub pool: Option<String>,
     /// `zen-lead/join: "true"`.
@@ -188,6 +190,11 @@ impl PodView {
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
+            resource_version: meta
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             pool: annotation(ANNOTATION_POOL),
             join: annotation(ANNOTATION_JOIN).is_some_and(|v| v == "true"),
             identity_annotation: annotation(ANNOTATION_IDENTITY),
@@ -369,6 +376,7 @@ pub(crate) mod fixtures {
             name: name.into(),
             namespace: "ns".into(),
             uid: format!("uid-{name}"),
+            resource_version: 1,
             pool: Some("pool".into()),
             join: true,
             identity_annotation: None,

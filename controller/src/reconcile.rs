@@ -134,6 +134,9 @@ struct PoolMemory {
     warned: HashSet<String>,
     /// The Lease was absent after a holder was known: the last lease duration seen.
     last_lease_duration: Option<Duration>,
+    /// Roles we wrote, by pod UID, with the resourceVersion of our write: the store may not
+    /// show them yet, and a demotion must never be skipped because of a stale view.
+    roles: HashMap<String, (Role, u64)>,
 }
 
 /// Shared state of every reconcile.
@@ -306,6 +309,19 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         .get(&ObjectRef::new(&pool).within(&namespace))
         .map(|l| (*l).clone());
     let lease = ctx.with_memory(&key, |m| newest(stored, m.written.as_ref()));
+    let mut pods = pods;
+    ctx.with_memory(&key, |m| {
+        m.roles.retain(|uid, _| pods.iter().any(|p| &p.uid == uid));
+        for pod in &mut pods {
+            if let Some((role, rv)) = m.roles.get(&pod.uid)
+                && *rv > pod.resource_version
+            {
+                pod.role_annotation = Some(role.as_str().to_owned());
+                pod.role_label = Some(role.as_str().to_owned());
+                pod.pool_label = Some(pool.clone());
+            }
+        }
+    });
     let mut view = View {
         record: lease.as_ref().map(LeaseRecord::from_lease),
         lease,
@@ -768,6 +784,18 @@ async fn write_lease(
     }
 }
 
+fn remember_role(ctx: &Context, key: &(String, String), uid: &str, role: Role, written: &Pod) {
+    let rv = written
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    ctx.with_memory(key, |m| {
+        m.roles.insert(uid.to_owned(), (role, rv));
+    });
+}
+
 /// Writes `follower` on every pod of the pool that shows `leader` and is not `keep`.
 async fn demote_others(
     ctx: &Context,
@@ -797,7 +825,10 @@ async fn demote_others(
         )
         .await
         {
-            Some(Ok(_)) => {}
+            Some(Ok(written)) => {
+                let key = (namespace.to_owned(), pool.to_owned());
+                remember_role(ctx, &key, &pod.uid, Role::Follower, &written);
+            }
             Some(Err(kube::Error::Api(s))) if s.code == 404 => {}
             Some(Err(source)) => {
                 return Err(WriteOutcome::Failed(Box::new(ReconcileError::WriteRole {
