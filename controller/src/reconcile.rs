@@ -401,9 +401,15 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         now,
         wall_now: jiff::Timestamp::now(),
     });
-    if let Some(e) = found_evidence {
-        ctx.with_memory(&key, |m| m.evidence = Some(e));
-    }
+    ctx.with_memory(&key, |m| {
+        if let Some(e) = found_evidence {
+            m.evidence = Some(e);
+        }
+        // The failover clock starts when the controller first sees the live holder gone.
+        if m.leader.is_some() && !matches!(holder, HolderState::Alive { .. }) {
+            m.lost_at.get_or_insert_with(Instant::now);
+        }
+    });
 
     let labels = PoolLabels::new(&namespace, &pool);
     let candidates = view.pods.iter().filter(|p| p.is_candidate()).count();

@@ -119,10 +119,15 @@ pub fn controller(server: &TestServer, identity: &str) -> Controller {
     }
 }
 
-/// A free loopback port.
-pub fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
+/// `n` distinct free loopback ports (all bound at once, so that none repeats).
+pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr"))
+        .collect()
 }
 
 /// The controller binary, started as a process with fast own-Lease timings.
