@@ -57,7 +57,7 @@ async fn own_holder(server: &zen_lead_testkit::TestServer) -> Option<String> {
 async fn a_sigkill_of_the_leading_controller_loses_no_pool() {
     let server = server().await;
     let addrs = free_addrs(2);
-    let mut procs = vec![
+    let mut procs = [
         Killed(Some(controller_process(&server, "ctl-1", addrs[0]))),
         Killed(Some(controller_process(&server, "ctl-2", addrs[1]))),
     ];
