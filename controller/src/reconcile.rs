@@ -1001,49 +1001,58 @@ async fn report(
     }
 }
 
-/// Warns about annotated pods whose pool has no LeaderPolicy, once per pod.
+/// Warns about annotated pods whose pool has no LeaderPolicy, once per pod, when this replica
+/// leads (a pod seen while standing by is warned about once leading).
 #[derive(Debug, Default)]
 pub struct Orphans {
-    warned: Mutex<HashSet<String>>,
+    warned: HashSet<String>,
+    pending: HashMap<String, PodView>,
 }
 
 impl Orphans {
-    /// Publishes the Warning for `pod` if not done before.
-    pub async fn warn(&self, ctx: &Context, pod: &PodView) {
-        let first = self
-            .warned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(pod.uid.clone());
-        if !first || !ctx.leadership.is_leading() {
-            return;
+    /// Takes in a pod event: `orphan` when its pool has no LeaderPolicy.
+    pub fn observe(&mut self, pod: PodView, orphan: bool) {
+        if orphan && !pod.terminating {
+            if !self.warned.contains(&pod.uid) {
+                self.pending.insert(pod.uid.clone(), pod);
+            }
+        } else {
+            self.warned.remove(&pod.uid);
+            self.pending.remove(&pod.uid);
         }
-        let pool = pod.pool.clone().unwrap_or_default();
-        info!(
-            pod = pod.name,
-            namespace = pod.namespace,
-            pool,
-            "pod names a pool without a LeaderPolicy"
-        );
-        ctx.events
-            .publish(
-                &[Subject::pod(pod)],
-                true,
-                event::NO_LEADER_POLICY,
-                format!(
-                    "no LeaderPolicy {pool} in namespace {}: the controller does not elect for this pod (zen-lead-exec works without one)",
-                    pod.namespace
-                ),
-            )
-            .await;
     }
 
-    /// Forgets a pod (so that it is warned again if it comes back).
-    pub fn forget(&self, uid: &str) {
-        self.warned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(uid);
+    /// Whether a warning waits for leadership.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Publishes the pending warnings, if this replica leads.
+    pub async fn flush(&mut self, ctx: &Context) {
+        if !ctx.leadership.is_leading() {
+            return;
+        }
+        for (uid, pod) in std::mem::take(&mut self.pending) {
+            self.warned.insert(uid);
+            let pool = pod.pool.clone().unwrap_or_default();
+            info!(
+                pod = pod.name,
+                namespace = pod.namespace,
+                pool,
+                "pod names a pool without a LeaderPolicy"
+            );
+            ctx.events
+                .publish(
+                    &[Subject::pod(&pod)],
+                    true,
+                    event::NO_LEADER_POLICY,
+                    format!(
+                        "no LeaderPolicy {pool} in namespace {}: the controller does not elect for this pod (zen-lead-exec works without one)",
+                        pod.namespace
+                    ),
+                )
+                .await;
+        }
     }
 }
 

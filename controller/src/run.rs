@@ -155,20 +155,33 @@ pub async fn run_with_client(
         let ctx = ctx.clone();
         let policies = policies.clone();
         tokio::spawn(async move {
-            let orphans = Orphans::default();
+            let mut orphans = Orphans::default();
             if policies.wait_until_ready().await.is_err() {
                 return;
             }
-            while let Some(pod) = orphan_rx.recv().await {
+            loop {
+                // Pending warnings wait for leadership; check again each second until sent.
+                let pod = if orphans.has_pending() {
+                    match tokio::time::timeout(std::time::Duration::from_secs(1), orphan_rx.recv())
+                        .await
+                    {
+                        Ok(pod) => pod,
+                        Err(_) => {
+                            orphans.flush(&ctx).await;
+                            continue;
+                        }
+                    }
+                } else {
+                    orphan_rx.recv().await
+                };
+                let Some(pod) = pod else { return };
                 let pool = pod.pool.clone().unwrap_or_default();
                 let known = policies
                     .get(&ObjectRef::new(&pool).within(&pod.namespace))
                     .is_some();
-                if known || pod.terminating {
-                    orphans.forget(&pod.uid);
-                } else {
-                    orphans.warn(&ctx, &pod).await;
-                }
+                tracing::debug!(pod = pod.name, pool, known, "pod seen by the orphan check");
+                orphans.observe(pod, !known);
+                orphans.flush(&ctx).await;
             }
         });
     }

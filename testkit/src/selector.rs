@@ -171,6 +171,10 @@ fn supported(kind: &str, field: &str) -> bool {
                     | "involvedObject.name"
                     | "involvedObject.namespace"
                     | "involvedObject.uid"
+                    | "involvedObject.apiVersion"
+                    | "involvedObject.resourceVersion"
+                    | "involvedObject.fieldPath"
+                    | "reportingComponent"
                     | "reason"
                     | "type"
             ))
