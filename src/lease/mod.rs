@@ -6,12 +6,15 @@
 //! Submodules: `record` (the Lease as zen-lead reads and writes it),
 //! `decision` (the pure decision core: observed record + BOOTTIME clock -> action),
 //! `driver` (the async task: watch, conditional writes, renew, release),
-//! `server_clock` (the API server's `Date`, for the end of a `--min-hold`).
+//! `server_clock` (the API server's `Date`, for the end of a `--min-hold`),
+//! `steward` (the controller's pure decision: acquire for a pod, renew for it, hand over on
+//! evidence, release for a finished gated pod, built on `decision`).
 
 pub mod decision;
 mod driver;
 pub mod record;
 mod server_clock;
+pub mod steward;
 
 /// Jittered exponential backoff, for callers that retry a whole campaign.
 pub(crate) use driver::backoff as outage_backoff;

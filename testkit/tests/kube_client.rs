@@ -497,6 +497,46 @@ async fn finalizers_hold_deletion_until_removed() {
 }
 
 #[tokio::test]
+async fn kubelet_restarts_a_container() {
+    let server = TestServer::start().await.expect("server");
+    let pods: Api<Pod> = Api::default_namespaced(server.client().expect("client"));
+    let kubelet = server.kubelet();
+    kubelet
+        .run_pod("default", json!({"metadata": {"name": "r1"}}))
+        .expect("run");
+    kubelet
+        .restart_container("default", "r1", None)
+        .expect("restart");
+    kubelet
+        .restart_container("default", "r1", Some("main"))
+        .expect("restart");
+    let pod = pods.get("r1").await.expect("get");
+    let status = &pod
+        .status
+        .expect("status")
+        .container_statuses
+        .expect("statuses")[0];
+    assert_eq!(status.restart_count, 2);
+    let last = status
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref());
+    assert_eq!(last.map(|t| t.exit_code), Some(137));
+    assert!(
+        status
+            .state
+            .as_ref()
+            .and_then(|s| s.running.as_ref())
+            .is_some()
+    );
+    assert!(
+        kubelet
+            .restart_container("default", "missing", None)
+            .is_err()
+    );
+}
+
+#[tokio::test]
 async fn graceful_pod_deletion_and_kubelet() {
     let server = TestServer::start().await.expect("server");
     let pods: Api<Pod> = Api::default_namespaced(server.client().expect("client"));

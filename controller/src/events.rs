@@ -1,0 +1,98 @@
+//! Kubernetes Events (events.k8s.io, kube-runtime's `Recorder`) on the policy and the pods
+//! concerned: `LeaderElected`, `LeaderLost`, `Failover`, `NoCandidates`, and warnings a user acts
+//! on (docs/TROUBLESHOOTING.md).
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tracing::debug;
+use zen_lead::api::LeaderPolicy;
+
+use crate::pods::PodView;
+
+/// Event reasons.
+pub mod reason {
+    /// A pod became the pool's leader.
+    pub const LEADER_ELECTED: &str = "LeaderElected";
+    /// A pod is the pool's leader no more.
+    pub const LEADER_LOST: &str = "LeaderLost";
+    /// Leadership moved; the note says why (evidence, expiry or release).
+    pub const FAILOVER: &str = "Failover";
+    /// The pool has no (Ready) candidate.
+    pub const NO_CANDIDATES: &str = "NoCandidates";
+    /// An annotated pod names a pool without a LeaderPolicy.
+    pub const NO_LEADER_POLICY: &str = "NoLeaderPolicy";
+    /// A candidate of a `custom` pool has no identity.
+    pub const MISSING_IDENTITY: &str = "MissingIdentity";
+    /// The pool's Lease exists but is not zen-lead's.
+    pub const LEASE_CONFLICT: &str = "LeaseConflict";
+}
+
+/// Publishes Events as the controller.
+#[derive(Clone)]
+pub struct Events {
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
+
+/// What an Event is about.
+#[derive(Debug, Clone)]
+pub struct Subject(ObjectReference);
+
+impl Subject {
+    /// A LeaderPolicy.
+    pub fn policy(policy: &LeaderPolicy) -> Self {
+        Self(policy.object_ref(&()))
+    }
+
+    /// A pod.
+    pub fn pod(pod: &PodView) -> Self {
+        Self(ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(pod.name.clone()),
+            namespace: Some(pod.namespace.clone()),
+            uid: Some(pod.uid.clone()),
+            ..ObjectReference::default()
+        })
+    }
+}
+
+impl Events {
+    /// Events reported by `zen-lead-controller`, instance `identity`.
+    pub fn new(client: kube::Client, identity: &str) -> Self {
+        let reporter = Reporter {
+            controller: "zen-lead-controller".into(),
+            instance: Some(identity.to_owned()),
+        };
+        Self {
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    /// Publishes one Event on each subject. A failure is logged and otherwise ignored: an Event
+    /// is a report, and the status condition says the same.
+    pub async fn publish(&self, subjects: &[Subject], warning: bool, reason: &str, note: String) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: "Elect".into(),
+            secondary: None,
+        };
+        for Subject(reference) in subjects {
+            if let Err(error) = self.recorder.publish(&event, reference).await {
+                debug!(%error, reason, object = ?reference.name, "publishing an Event failed");
+            }
+        }
+    }
+}
