@@ -27,6 +27,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod cluster;
 pub mod convert;
 pub mod crd;
 pub mod delete;
@@ -40,6 +41,8 @@ pub mod kubeconfig;
 pub mod kubelet;
 pub mod openapi;
 pub mod patch;
+pub mod pod_logs;
+pub mod process_kubelet;
 pub mod protobuf;
 pub mod rbac;
 pub mod registry;
@@ -52,6 +55,7 @@ pub mod store;
 pub mod table;
 pub mod tls;
 pub mod watch;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -78,6 +82,12 @@ pub enum StartError {
     /// Generating TLS material failed.
     #[error("generating TLS certificates")]
     Tls(#[source] tls::TlsError),
+    /// The process kubelet cannot run here.
+    #[error(
+        "the process kubelet needs `{}` (util-linux) to set the parent-death signal",
+        process_kubelet::PDEATHSIG_LAUNCHER
+    )]
+    ProcessKubelet,
     /// Writing the kubeconfig failed.
     #[error("writing the kubeconfig {path}")]
     Kubeconfig {
@@ -109,6 +119,8 @@ pub struct Builder {
     retained: usize,
     bookmark_interval: Duration,
     kubeconfig: Option<PathBuf>,
+    process_kubelet: bool,
+    resolve: Vec<(String, String)>,
 }
 
 impl Default for Builder {
@@ -120,6 +132,8 @@ impl Default for Builder {
             retained: 10_000,
             bookmark_interval: Duration::from_secs(5),
             kubeconfig: None,
+            process_kubelet: false,
+            resolve: Vec::new(),
         }
     }
 }
@@ -161,8 +175,29 @@ impl Builder {
         self
     }
 
+    /// Run pods' containers as local processes (see `docs/TESTKIT.md`); without it pods are
+    /// simulated.
+    pub fn process_kubelet(mut self, on: bool) -> Self {
+        self.process_kubelet = on;
+        self
+    }
+
+    /// With the process kubelet: an argv element equal to `from` (a command path, or the image
+    /// of a container without a command) runs `to` instead. Repeatable.
+    pub fn resolve(mut self, from: impl Into<String>, to: impl Into<PathBuf>) -> Self {
+        let to: PathBuf = to.into();
+        // Containers run in their pod's directory: a relative path means relative to here.
+        let to = std::path::absolute(&to).unwrap_or(to);
+        self.resolve
+            .push((from.into(), to.to_string_lossy().into_owned()));
+        self
+    }
+
     /// Starts the server.
     pub async fn start(self) -> Result<TestServer, StartError> {
+        if self.process_kubelet && !process_kubelet::launcher_available() {
+            return Err(StartError::ProcessKubelet);
+        }
         let app = app::App::new(self.auth, self.retained, self.bookmark_interval);
         let tls = if self.tls {
             Some(tls::generate().map_err(StartError::Tls)?)
@@ -193,7 +228,31 @@ impl Builder {
             path: path.clone(),
             source,
         })?;
+        let cluster = cluster::Cluster::new(app.clone());
+        let runner = if self.process_kubelet {
+            workloads::Runner::Processes
+        } else {
+            workloads::Runner::Simulated
+        };
+        let process_kubelet = self.process_kubelet.then(|| {
+            let config = process_kubelet::Config {
+                resolve: self.resolve.clone(),
+                server_url: running.url.clone(),
+                ca_pem: ca_pem.clone(),
+            };
+            let root = std::env::temp_dir()
+                .join(format!("zen-lead-testkit-pods-{}", uuid::Uuid::new_v4()));
+            process_kubelet::ProcessKubelet::start(
+                cluster.clone(),
+                cluster.pod_logs(),
+                config,
+                root,
+            )
+        });
+        let workloads = workloads::Workloads::start(cluster, runner);
         Ok(TestServer {
+            process_kubelet,
+            _workloads: workloads,
             app,
             running,
             ca_pem,
@@ -206,6 +265,9 @@ impl Builder {
 /// A running API server emulator; dropping it stops the server.
 #[derive(Debug)]
 pub struct TestServer {
+    // Dropped first: no container process outlives the server.
+    process_kubelet: Option<process_kubelet::ProcessKubelet>,
+    _workloads: workloads::Workloads,
     app: Arc<app::App>,
     running: server::Running,
     ca_pem: Option<String>,
@@ -322,6 +384,11 @@ impl TestServer {
     /// The token table (auth mode).
     pub fn tokens(&self) -> &Tokens {
         &self.app.tokens
+    }
+
+    /// Whether pods run as local processes.
+    pub fn runs_processes(&self) -> bool {
+        self.process_kubelet.is_some()
     }
 
     /// The current global resourceVersion.
