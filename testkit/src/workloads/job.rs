@@ -21,6 +21,16 @@ pub(crate) fn finished(job: &Value) -> Option<&'static str> {
     })
 }
 
+/// The labels a Job's pods carry.
+fn job_labels<'a>(uid: &'a str, name: &'a str) -> [(&'static str, &'a str); 4] {
+    [
+        ("batch.kubernetes.io/controller-uid", uid),
+        ("batch.kubernetes.io/job-name", name),
+        ("controller-uid", uid),
+        ("job-name", name),
+    ]
+}
+
 fn restarts(pod: &Value) -> i64 {
     pod.pointer("/status/containerStatuses")
         .and_then(Value::as_array)
@@ -45,6 +55,22 @@ pub(crate) fn reconcile(ctx: &Ctx, ns: &str, name: &str) -> Result<(), ApiError>
         return Ok(());
     }
     let uid = meta(&job, "uid").to_string();
+    if job.pointer("/spec/selector").is_none()
+        && job.pointer("/spec/manualSelector") != Some(&json!(true))
+    {
+        // kube-apiserver defaults these when the Job is created; kubectl (`logs job/X`,
+        // `describe`) finds the pods through them.
+        ctx.cluster
+            .update(Resource::Jobs, ns, name, Some(&uid), |obj| {
+                obj["spec"]["selector"] =
+                    json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+                let labels = &mut obj["spec"]["template"]["metadata"]["labels"];
+                for (k, v) in job_labels(&uid, name) {
+                    labels[k] = json!(v);
+                }
+            })?;
+        return Ok(());
+    }
     let pods = owned(ctx, Resource::Pods, ns, &uid);
     let active: Vec<&Value> = pods.iter().filter(|p| is_active(p)).collect();
     let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
@@ -129,12 +155,7 @@ pub(crate) fn reconcile(ctx: &Ctx, ns: &str, name: &str) -> Result<(), ApiError>
                 &template,
                 PodName::Generate(&format!("{name}-")),
                 owner,
-                &[
-                    ("batch.kubernetes.io/controller-uid", &uid),
-                    ("batch.kubernetes.io/job-name", name),
-                    ("controller-uid", &uid),
-                    ("job-name", name),
-                ],
+                &job_labels(&uid, name),
                 &[],
             )?;
             active_count += 1;
