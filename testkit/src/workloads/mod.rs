@@ -78,7 +78,10 @@ async fn run(ctx: Ctx) {
     loop {
         tokio::select! {
             change = changes.recv() => match change {
-                Ok(event) => keys_for(&event.key, &event.object, &mut queue),
+                Ok(event) => {
+                    simulated_stop(&ctx, &event.key, &event.object);
+                    keys_for(&event.key, &event.object, &mut queue);
+                }
                 Err(RecvError::Lagged(_)) => resync(&ctx, &mut queue),
                 Err(RecvError::Closed) => return,
             },
@@ -93,7 +96,10 @@ async fn run(ctx: Ctx) {
         // Take everything that is already waiting, then reconcile each workload once.
         loop {
             match changes.try_recv() {
-                Ok(event) => keys_for(&event.key, &event.object, &mut queue),
+                Ok(event) => {
+                    simulated_stop(&ctx, &event.key, &event.object);
+                    keys_for(&event.key, &event.object, &mut queue);
+                }
                 Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
                     resync(&ctx, &mut queue)
                 }
@@ -113,6 +119,20 @@ async fn run(ctx: Ctx) {
                 tracing::debug!(?error, kind = ?key.res, ns = %key.ns, name = %key.name, "reconcile failed");
             }
         }
+    }
+}
+
+/// With the simulated kubelet, the containers of a pod a workload owns stop at once when the
+/// pod is deleted (as containers that exit on SIGTERM do), so the pod goes without waiting out
+/// its grace period. Pods made by hand keep the simulation's explicit `containers_stopped`.
+fn simulated_stop(ctx: &Ctx, store_key: &str, obj: &Value) {
+    if ctx.runner == Runner::Simulated
+        && Resource::from_key(store_key) == Some(Resource::Pods)
+        && deleting(obj)
+        && controller_ref(obj).is_some()
+    {
+        ctx.cluster
+            .pod_stopped(meta(obj, "namespace"), meta(obj, "name"), meta(obj, "uid"));
     }
 }
 

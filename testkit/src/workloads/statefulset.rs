@@ -41,6 +41,23 @@ pub(crate) fn reconcile(ctx: &Ctx, ns: &str, name: &str) -> Result<(), ApiError>
         return Ok(());
     }
     let uid = meta(&sts, "uid").to_string();
+    if sts.pointer("/spec/updateStrategy").is_none()
+        || sts.pointer("/spec/podManagementPolicy").is_none()
+    {
+        // kube-apiserver's defaults, which `kubectl rollout status` depends on.
+        ctx.cluster
+            .update(Resource::StatefulSets, ns, name, Some(&uid), |obj| {
+                let spec = &mut obj["spec"];
+                if spec.get("updateStrategy").is_none() {
+                    spec["updateStrategy"] =
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}});
+                }
+                if spec.get("podManagementPolicy").is_none() {
+                    spec["podManagementPolicy"] = json!("OrderedReady");
+                }
+            })?;
+        return Ok(());
+    }
     let replicas = int_at(&sts, "/spec/replicas", 1).max(0) as usize;
     let parallel = sts
         .pointer("/spec/podManagementPolicy")
