@@ -17,7 +17,10 @@
 //! ```
 //!
 //! Builder options: [`TestServer::builder`] (`auth`, `tls`, `retained_events`,
-//! `bookmark_interval`). Dropping the server stops it. See `docs/TESTKIT.md`.
+//! `bookmark_interval`, `process_kubelet`, `resolve`). Workload controllers (Deployments,
+//! StatefulSets, Jobs, CronJobs) always run; with `process_kubelet(true)` pods' containers run as
+//! local processes. Dropping the server stops it, its controllers and every container process.
+//! See `docs/TESTKIT.md`.
 #![forbid(unsafe_code)]
 // ApiError mirrors metav1.Status field by field; boxing it would buy nothing in an emulator.
 #![allow(clippy::result_large_err)]
@@ -121,6 +124,7 @@ pub struct Builder {
     kubeconfig: Option<PathBuf>,
     process_kubelet: bool,
     resolve: Vec<(String, String)>,
+    controllers: bool,
 }
 
 impl Default for Builder {
@@ -134,6 +138,7 @@ impl Default for Builder {
             kubeconfig: None,
             process_kubelet: false,
             resolve: Vec::new(),
+            controllers: true,
         }
     }
 }
@@ -179,6 +184,13 @@ impl Builder {
     /// simulated.
     pub fn process_kubelet(mut self, on: bool) -> Self {
         self.process_kubelet = on;
+        self
+    }
+
+    /// Run the workload controllers (default on). Off, the server is a kube-apiserver without a
+    /// controller manager: a test may then write workloads' status by hand without racing them.
+    pub fn controllers(mut self, on: bool) -> Self {
+        self.controllers = on;
         self
     }
 
@@ -249,7 +261,9 @@ impl Builder {
                 root,
             )
         });
-        let workloads = workloads::Workloads::start(cluster, runner);
+        let workloads = self
+            .controllers
+            .then(|| workloads::Workloads::start(cluster, runner));
         Ok(TestServer {
             process_kubelet,
             _workloads: workloads,
@@ -267,7 +281,7 @@ impl Builder {
 pub struct TestServer {
     // Dropped first: no container process outlives the server.
     process_kubelet: Option<process_kubelet::ProcessKubelet>,
-    _workloads: workloads::Workloads,
+    _workloads: Option<workloads::Workloads>,
     app: Arc<app::App>,
     running: server::Running,
     ca_pem: Option<String>,
