@@ -55,18 +55,18 @@ impl Resource {
 
     /// The resource a store key names, if it is one of these.
     pub fn from_key(key: &str) -> Option<Self> {
-        [
-            Self::Pods,
-            Self::ConfigMaps,
-            Self::Secrets,
-            Self::Deployments,
-            Self::ReplicaSets,
-            Self::StatefulSets,
-            Self::Jobs,
-            Self::CronJobs,
-        ]
-        .into_iter()
-        .find(|r| r.key() == key)
+        // Called for every change the controllers see: no allocation.
+        Some(match key {
+            "/pods" => Self::Pods,
+            "/configmaps" => Self::ConfigMaps,
+            "/secrets" => Self::Secrets,
+            "apps/deployments" => Self::Deployments,
+            "apps/replicasets" => Self::ReplicaSets,
+            "apps/statefulsets" => Self::StatefulSets,
+            "batch/jobs" => Self::Jobs,
+            "batch/cronjobs" => Self::CronJobs,
+            _ => return None,
+        })
     }
 
     /// `apiVersion` of its objects.
@@ -191,5 +191,27 @@ impl Cluster {
         let token = format!("testkit-sa-{ns}-{name}");
         self.app.tokens.add_service_account(&token, ns, name);
         token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        for r in [
+            Resource::Pods,
+            Resource::ConfigMaps,
+            Resource::Secrets,
+            Resource::Deployments,
+            Resource::ReplicaSets,
+            Resource::StatefulSets,
+            Resource::Jobs,
+            Resource::CronJobs,
+        ] {
+            assert_eq!(Resource::from_key(&r.key()), Some(r));
+        }
+        assert_eq!(Resource::from_key("coordination.k8s.io/leases"), None);
     }
 }

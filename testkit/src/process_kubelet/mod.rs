@@ -136,7 +136,7 @@ impl Node {
         self.resync();
         loop {
             match changes.recv().await {
-                Ok(event) if event.key == Resource::Pods.key() => {
+                Ok(event) if Resource::from_key(&event.key) == Some(Resource::Pods) => {
                     if event.kind == EventKind::Deleted {
                         self.gone(meta(&event.object, "uid"));
                     } else {

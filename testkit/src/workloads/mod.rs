@@ -86,9 +86,15 @@ async fn run(ctx: Ctx) {
                 Err(RecvError::Closed) => return,
             },
             _ = tick.tick() => {
-                for res in [Resource::CronJobs, Resource::Jobs] {
-                    for obj in ctx.cluster.list(res, None) {
-                        push(&mut queue, res, &obj);
+                // Time alone moves schedules and Job deadlines.
+                for obj in ctx.cluster.list(Resource::CronJobs, None) {
+                    push(&mut queue, Resource::CronJobs, &obj);
+                }
+                for obj in ctx.cluster.list(Resource::Jobs, None) {
+                    if obj.pointer("/spec/activeDeadlineSeconds").is_some()
+                        && job::finished(&obj).is_none()
+                    {
+                        push(&mut queue, Resource::Jobs, &obj);
                     }
                 }
             }
