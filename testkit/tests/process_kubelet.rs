@@ -521,3 +521,59 @@ async fn no_process_survives_killed() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_container_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let server = server().await;
+    let marker = format!("stubborn-{}", uuid::Uuid::new_v4().simple());
+    let mut pod = sh_pod(
+        "stubborn",
+        "Always",
+        "trap '' TERM; echo up; while :; do sleep 0.1; done",
+    );
+    pod["spec"]["terminationGracePeriodSeconds"] = serde_json::json!(1);
+    pod["spec"]["containers"][0]["env"] = serde_json::json!([{"name": "MARKER", "value": marker}]);
+    create(&server, pod).await;
+    wait_for(&server, "stubborn", "Running", |p| phase(p) == "Running").await;
+    let until = Instant::now() + WAIT;
+    while kubectl(&server, &["logs", "stubborn"]).await.is_empty() {
+        assert!(Instant::now() < until, "no output");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!processes_with(&marker).is_empty());
+    pods(&server)
+        .delete("stubborn", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let api = pods(&server);
+    let until = Instant::now() + WAIT;
+    while api.get_opt("stubborn").await.expect("get").is_some()
+        || !processes_with(&marker).is_empty()
+    {
+        assert!(
+            Instant::now() < until,
+            "the pod or its processes outlived the grace period: {:?}",
+            processes_with(&marker)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn kubectl_logs_follow_streams_until_the_container_ends() {
+    let server = server().await;
+    create(
+        &server,
+        sh_pod(
+            "talker",
+            "Never",
+            "for i in 1 2 3; do echo line $i; sleep 0.3; done",
+        ),
+    )
+    .await;
+    wait_for(&server, "talker", "started", |p| phase(p) != "Pending").await;
+    let logs = tokio::time::timeout(WAIT, kubectl(&server, &["logs", "-f", "talker"]))
+        .await
+        .expect("kubectl logs -f ends with the container");
+    assert_eq!(logs, "line 1\nline 2\nline 3\n");
+}

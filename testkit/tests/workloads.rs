@@ -317,3 +317,32 @@ async fn a_cronjob_runs_on_its_schedule() {
         .await;
     assert!(!last.is_empty(), "lastScheduleTime unset");
 }
+
+/// With the process kubelet: a Job whose pods keep failing is Failed past its backoffLimit.
+#[tokio::test]
+async fn a_job_past_its_backoff_limit_fails() {
+    let server = TestServer::builder()
+        .process_kubelet(true)
+        .start()
+        .await
+        .expect("server");
+    let kc = Kubectl::new(&server);
+    kc.apply("apiVersion: batch/v1\nkind: Job\nmetadata: {name: broken}\nspec:\n  backoffLimit: 1\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: main, image: busybox, command: [sh, -c, 'exit 4']}\n").await;
+    kc.ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/broken",
+        "--timeout=60s",
+    ])
+    .await;
+    let status = kc
+        .ok(&[
+            "get",
+            "job",
+            "broken",
+            "-o",
+            "jsonpath={.status.failed} {.status.conditions[?(@.type==\"Failed\")].reason}",
+        ])
+        .await;
+    assert_eq!(status, "2 BackoffLimitExceeded");
+}
