@@ -577,3 +577,42 @@ async fn kubectl_logs_follow_streams_until_the_container_ends() {
         .expect("kubectl logs -f ends with the container");
     assert_eq!(logs, "line 1\nline 2\nline 3\n");
 }
+
+#[tokio::test]
+async fn a_missing_secret_key_holds_the_container_until_the_secret_exists() {
+    let server = server().await;
+    let mut pod = sh_pod("needs-secret", "Never", "echo token=$TOKEN");
+    pod["spec"]["containers"][0]["env"] = serde_json::json!([
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "t"}}},
+    ]);
+    create(&server, pod).await;
+    let waiting = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs[0].state.as_ref()?.waiting.as_ref()?.reason.clone())
+    };
+    wait_for(&server, "needs-secret", "CreateContainerConfigError", |p| {
+        waiting(p).as_deref() == Some("CreateContainerConfigError")
+    })
+    .await;
+    kubectl(
+        &server,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "later",
+            "--from-literal=t=s3cret",
+        ],
+    )
+    .await;
+    wait_for(&server, "needs-secret", "Succeeded", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    assert_eq!(
+        kubectl(&server, &["logs", "needs-secret"]).await,
+        "token=s3cret\n"
+    );
+}

@@ -207,7 +207,8 @@ impl PodRun {
         Ok((argv, env, cwd))
     }
 
-    /// Starts one run of a container; its end arrives on `ended`.
+    /// Starts one run of a container; its end arrives on `ended`. False when it could not
+    /// start (the record says why; the caller retries later, as the kubelet does).
     fn start(
         &self,
         spec: &Value,
@@ -215,12 +216,12 @@ impl PodRun {
         init: bool,
         index: usize,
         ended: &mpsc::UnboundedSender<Ended>,
-    ) {
+    ) -> bool {
         let (argv, env, cwd) = match self.command(spec) {
             Ok(c) => c,
             Err(message) => {
                 record.state = State::waiting("CreateContainerConfigError", Some(message));
-                return;
+                return false;
             }
         };
         let log_dir = self.dir.join("logs").join(&record.name);
@@ -232,12 +233,12 @@ impl PodRun {
             Ok(c) => c,
             Err(error) => {
                 record.state = State::waiting("RunContainerError", Some(error.to_string()));
-                return;
+                return false;
             }
         };
         let Some(pid) = child.id().map(|p| p as i32) else {
             record.state = State::waiting("RunContainerError", Some("no pid".into()));
-            return;
+            return false;
         };
         self.shared.live.add(pid);
         self.shared.logs.started(&self.uid(), &record.name, log);
@@ -266,6 +267,7 @@ impl PodRun {
             logs.ended(&uid, &name);
             let _ = ended.send((init, index, exit));
         });
+        true
     }
 
     fn record_exit(record: &mut Record, exit: Exit) {
@@ -360,7 +362,9 @@ impl PodRun {
                 {
                     let spec = init_specs[next_init].clone();
                     let mut rec = state.init[next_init].clone();
-                    self.start(&spec, &mut rec, true, next_init, &tx);
+                    if !self.start(&spec, &mut rec, true, next_init, &tx) {
+                        restarts.push((true, next_init, Instant::now() + backoff(0)));
+                    }
                     state.init[next_init] = rec;
                     self.write_status(&state);
                 }
@@ -369,7 +373,9 @@ impl PodRun {
                 state.initialized = true;
                 for (i, spec) in main_specs.iter().enumerate() {
                     let mut rec = state.main[i].clone();
-                    self.start(spec, &mut rec, false, i, &tx);
+                    if !self.start(spec, &mut rec, false, i, &tx) {
+                        restarts.push((false, i, Instant::now() + backoff(0)));
+                    }
                     state.main[i] = rec;
                 }
                 self.write_status(&state);
@@ -409,7 +415,9 @@ impl PodRun {
                         }
                         let spec = main_specs[index].clone();
                         let mut rec = state.main[index].clone();
-                        self.start(&spec, &mut rec, false, index, &tx);
+                        if !self.start(&spec, &mut rec, false, index, &tx) {
+                            restarts.push((false, index, Instant::now() + backoff(rec.restarts)));
+                        }
                         state.main[index] = rec;
                     }
                     self.write_status(&state);
