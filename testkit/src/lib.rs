@@ -45,6 +45,7 @@ pub mod kubelet;
 pub mod openapi;
 pub mod patch;
 pub mod pod_logs;
+pub mod pod_status;
 pub mod process_kubelet;
 pub mod protobuf;
 pub mod rbac;

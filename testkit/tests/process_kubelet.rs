@@ -125,6 +125,8 @@ async fn a_pod_that_prints_and_exits_succeeds_and_kubectl_logs_shows_its_output(
     );
     let logs = kubectl(&server, &["logs", "hello"]).await;
     assert_eq!(logs, "hello from hello\nto stderr\n");
+    let row = kubectl(&server, &["get", "pod", "hello", "--no-headers"]).await;
+    assert!(row.contains(" 0/1 ") && row.contains(" Completed "), "{row}");
     let logs = kubectl(&server, &["logs", "hello", "-c", "main", "--tail=1"]).await;
     assert_eq!(logs, "to stderr\n");
 
