@@ -40,7 +40,8 @@ fn wait_for_term_after(
 /// successor when the leader's pod is deleted.
 #[test]
 fn standby_daemon_example_runs_one_leader_and_hands_over_on_pod_delete() {
-    let run = ExampleRun::start("standby-daemon", |scratch| {
+    // With RBAC: the pods run as the `report` service account of examples/rbac.yaml.
+    let run = ExampleRun::start_with("standby-daemon", true, |scratch| {
         let hb_script = scratch.script("hb.sh", zen_lead_testkit::heartbeat::SCRIPT);
         let hb = scratch.path("heartbeats");
         // The daemon the image would carry: the heartbeat child, writing to this run's file.
@@ -83,7 +84,7 @@ fn standby_daemon_example_runs_one_leader_and_hands_over_on_pod_delete() {
 /// skip and complete too.
 #[test]
 fn cronjob_skip_example_one_tick_many_copies_one_run() {
-    let run = ExampleRun::start("cronjob-skip", |scratch| {
+    let run = ExampleRun::start_with("cronjob-skip", true, |scratch| {
         let runs = scratch.path("runs");
         let report = scratch.script(
             "report",

@@ -126,7 +126,10 @@ async fn a_pod_that_prints_and_exits_succeeds_and_kubectl_logs_shows_its_output(
     let logs = kubectl(&server, &["logs", "hello"]).await;
     assert_eq!(logs, "hello from hello\nto stderr\n");
     let row = kubectl(&server, &["get", "pod", "hello", "--no-headers"]).await;
-    assert!(row.contains(" 0/1 ") && row.contains(" Completed "), "{row}");
+    assert!(
+        row.contains(" 0/1 ") && row.contains(" Completed "),
+        "{row}"
+    );
     let logs = kubectl(&server, &["logs", "hello", "-c", "main", "--tail=1"]).await;
     assert_eq!(logs, "to stderr\n");
 
@@ -616,5 +619,59 @@ async fn a_missing_secret_key_holds_the_container_until_the_secret_exists() {
     assert_eq!(
         kubectl(&server, &["logs", "needs-secret"]).await,
         "token=s3cret\n"
+    );
+}
+
+/// In auth mode a pod's kubeconfig carries a token of its own service account: RBAC decides
+/// what its processes may do.
+#[tokio::test]
+async fn pods_authenticate_as_their_service_account() {
+    let server = TestServer::builder()
+        .process_kubelet(true)
+        .auth(true)
+        .tls(true)
+        .start()
+        .await
+        .expect("server");
+    kubectl(&server, &["create", "serviceaccount", "reader"]).await;
+    kubectl(
+        &server,
+        &[
+            "create",
+            "role",
+            "lease-reader",
+            "--verb=list",
+            "--resource=leases.coordination.k8s.io",
+        ],
+    )
+    .await;
+    kubectl(
+        &server,
+        &[
+            "create",
+            "rolebinding",
+            "r",
+            "--role=lease-reader",
+            "--serviceaccount=default:reader",
+        ],
+    )
+    .await;
+    for (name, sa) in [("allowed", "reader"), ("denied", "default")] {
+        let mut pod = sh_pod(name, "Never", "kubectl get leases.coordination.k8s.io 2>&1");
+        pod["spec"]["serviceAccountName"] = serde_json::json!(sa);
+        create(&server, pod).await;
+    }
+    for name in ["allowed", "denied"] {
+        wait_for(&server, name, "done", |p| {
+            matches!(phase(p), "Succeeded" | "Failed")
+        })
+        .await;
+    }
+    let allowed = kubectl(&server, &["logs", "allowed"]).await;
+    assert!(allowed.contains("No resources found"), "{allowed}");
+    let denied = kubectl(&server, &["logs", "denied"]).await;
+    assert!(
+        denied.contains("system:serviceaccount:default:default") && denied.contains("forbidden"),
+        "{denied}"
     );
 }

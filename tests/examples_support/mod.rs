@@ -44,8 +44,18 @@ impl ExampleRun {
     /// Starts the process-kubelet server with `resolves` (built by `stand_ins` in the run's
     /// scratch directory) and installs the CRD and the RBAC manifests.
     pub fn start(tag: &str, stand_ins: impl FnOnce(&Scratch) -> Resolves) -> Self {
+        Self::start_with(tag, false, stand_ins)
+    }
+
+    /// Like [`ExampleRun::start`]; with `rbac`, the server requires tokens (over TLS) and
+    /// evaluates RBAC, and each pod authenticates as its own service account, so the example's
+    /// RBAC manifests are what lets it work.
+    pub fn start_with(tag: &str, rbac: bool, stand_ins: impl FnOnce(&Scratch) -> Resolves) -> Self {
         let scratch = Scratch::new(tag);
-        let mut builder = zen_lead_testkit::TestServer::builder().process_kubelet(true);
+        let mut builder = zen_lead_testkit::TestServer::builder()
+            .process_kubelet(true)
+            .auth(rbac)
+            .tls(rbac);
         for (from, to) in stand_ins(&scratch).0 {
             builder = builder.resolve(from, to);
         }
