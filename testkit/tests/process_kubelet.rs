@@ -388,6 +388,8 @@ async fn no_process_survives(signal: &str) {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_zen-lead-testkit"))
         .args(["serve", "--process-kubelet", "--kubeconfig"])
         .arg(&kubeconfig)
+        // The pods' directories go under `dir` too, removed below even after a SIGKILL.
+        .env("TMPDIR", &dir)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -475,6 +477,8 @@ async fn no_process_survives_killed() {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_zen-lead-testkit"))
         .args(["serve", "--process-kubelet", "--kubeconfig"])
         .arg(&kubeconfig)
+        // The pods' directories go under `dir` too, removed below even after a SIGKILL.
+        .env("TMPDIR", &dir)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

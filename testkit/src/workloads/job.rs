@@ -41,6 +41,32 @@ fn restarts(pod: &Value) -> i64 {
         })
 }
 
+/// Seconds since the latest failed pod's container finished.
+fn last_failure(pods: &[Value]) -> Option<i64> {
+    pods.iter()
+        .filter(|p| phase(p) == "Failed")
+        .filter_map(|p| {
+            p.pointer("/status/containerStatuses")?
+                .as_array()?
+                .iter()
+                .filter_map(|c| c.pointer("/state/terminated/finishedAt")?.as_str())
+                .filter_map(elapsed_since)
+                .min()
+        })
+        .min()
+}
+
+/// Whether the Job waits for time alone (a deadline, or the back-off after a failure).
+pub(crate) fn waits_for_time(job: &Value) -> bool {
+    finished(job).is_none()
+        && (job.pointer("/spec/activeDeadlineSeconds").is_some()
+            || job
+                .pointer("/status/failed")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                > 0)
+}
+
 fn elapsed_since(time: &str) -> Option<i64> {
     let t: jiff::Timestamp = time.parse().ok()?;
     Some(jiff::Timestamp::now().as_second() - t.as_second())
@@ -146,7 +172,15 @@ pub(crate) fn reconcile(ctx: &Ctx, ns: &str, name: &str) -> Result<(), ApiError>
             None => parallelism,
         };
         let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
-        let missing = (wanted - active_count).max(0);
+        // After a failed pod the next one waits: 1 s doubling up to 8 s per failure (the Job
+        // controller's is 10 s up to 6 min, too slow for tests).
+        let in_backoff = failed > 0
+            && last_failure(&pods).is_some_and(|secs| secs < (1i64 << (failed - 1).clamp(0, 3)));
+        let missing = if in_backoff {
+            0
+        } else {
+            (wanted - active_count).max(0)
+        };
         for _ in 0..missing {
             let owner = owner_reference(&job, Resource::Jobs, "Job");
             create_pod(

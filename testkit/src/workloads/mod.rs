@@ -4,7 +4,7 @@
 //! server's own (ownerReference propagation in `delete`).
 //!
 //! One task follows the store's change stream: a change to a workload, or to an object it owns,
-//! reconciles that workload; a one-second tick drives CronJob schedules and Job deadlines. The
+//! reconciles that workload; a one-second tick drives CronJob schedules, Job deadlines and Job back-off. The
 //! controllers see the server only through [`Cluster`]. Dropping [`Workloads`] stops them.
 
 mod cronjob;
@@ -91,9 +91,7 @@ async fn run(ctx: Ctx) {
                     push(&mut queue, Resource::CronJobs, &obj);
                 }
                 for obj in ctx.cluster.list(Resource::Jobs, None) {
-                    if obj.pointer("/spec/activeDeadlineSeconds").is_some()
-                        && job::finished(&obj).is_none()
-                    {
+                    if job::waits_for_time(&obj) {
                         push(&mut queue, Resource::Jobs, &obj);
                     }
                 }
