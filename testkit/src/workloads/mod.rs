@@ -6,6 +6,10 @@
 //! One task follows the store's change stream: a change to a workload, or to an object it owns,
 //! reconciles that workload; a one-second tick drives CronJob schedules, Job deadlines and Job back-off. The
 //! controllers see the server only through [`Cluster`]. Dropping [`Workloads`] stops them.
+//!
+//! They run inside the server and read the store directly, not through kube-runtime over HTTP:
+//! so they are not counted in accounting and injected faults (which model what clients see) do
+//! not slow them down.
 
 mod cronjob;
 mod deployment;
