@@ -41,6 +41,8 @@ pub struct App {
     pub url: OnceLock<String>,
     /// Tasks waiting to remove gracefully deleted pods.
     pub tasks: Tasks,
+    /// Containers' output files (the `pods/log` subresource).
+    pub pod_logs: crate::pod_logs::PodLogs,
 }
 
 /// Spawned background tasks (watch streams, grace-period timers), aborted on drop.
@@ -83,6 +85,7 @@ impl App {
             bookmark_interval,
             url: OnceLock::new(),
             tasks: Default::default(),
+            pod_logs: Default::default(),
         });
         let weak = Arc::downgrade(&app);
         let _ = app

@@ -985,7 +985,12 @@ async fn handle_inner(
                     "the server does not allow this method on the requested resource",
                 ));
             }
-            let obj = crate::convert::from_view(&ty, decode_body(call)?);
+            let mut obj = crate::convert::from_view(&ty, decode_body(call)?);
+            if call.content_type.starts_with(crate::protobuf::CONTENT_TYPE) && ty.kind == "Job" {
+                crate::protobuf::job_spec_from_cronjob(&mut obj, |name| {
+                    app.store.get("batch/cronjobs", &info.namespace, name)
+                })?;
+            }
             let created = create(app, &ty, call, obj, &mut warnings)?;
             after_write(app, &ty, &created);
             Ok((201, done(created), warnings))

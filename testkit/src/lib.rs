@@ -17,7 +17,10 @@
 //! ```
 //!
 //! Builder options: [`TestServer::builder`] (`auth`, `tls`, `retained_events`,
-//! `bookmark_interval`). Dropping the server stops it. See `docs/TESTKIT.md`.
+//! `bookmark_interval`, `process_kubelet`, `resolve`). Workload controllers (Deployments,
+//! StatefulSets, Jobs, CronJobs) always run; with `process_kubelet(true)` pods' containers run as
+//! local processes. Dropping the server stops it, its controllers and every container process.
+//! See `docs/TESTKIT.md`.
 #![forbid(unsafe_code)]
 // ApiError mirrors metav1.Status field by field; boxing it would buy nothing in an emulator.
 #![allow(clippy::result_large_err)]
@@ -27,6 +30,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod cluster;
 pub mod convert;
 pub mod crd;
 pub mod delete;
@@ -40,7 +44,10 @@ pub mod kubeconfig;
 pub mod kubelet;
 pub mod openapi;
 pub mod patch;
+pub mod pod_logs;
+pub mod pod_status;
 pub mod printers;
+pub mod process_kubelet;
 pub mod protobuf;
 pub mod rbac;
 pub mod registry;
@@ -56,6 +63,7 @@ pub mod table;
 pub mod tls;
 pub mod validation;
 pub mod watch;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -82,6 +90,12 @@ pub enum StartError {
     /// Generating TLS material failed.
     #[error("generating TLS certificates")]
     Tls(#[source] tls::TlsError),
+    /// The process kubelet cannot run here.
+    #[error(
+        "the process kubelet needs `{}` (util-linux) to set the parent-death signal",
+        process_kubelet::PDEATHSIG_LAUNCHER
+    )]
+    ProcessKubelet,
     /// Writing the kubeconfig failed.
     #[error("writing the kubeconfig {path}")]
     Kubeconfig {
@@ -113,6 +127,9 @@ pub struct Builder {
     retained: usize,
     bookmark_interval: Duration,
     kubeconfig: Option<PathBuf>,
+    process_kubelet: bool,
+    resolve: Vec<(String, String)>,
+    controllers: bool,
 }
 
 impl Default for Builder {
@@ -124,6 +141,9 @@ impl Default for Builder {
             retained: 10_000,
             bookmark_interval: Duration::from_secs(5),
             kubeconfig: None,
+            process_kubelet: false,
+            resolve: Vec::new(),
+            controllers: true,
         }
     }
 }
@@ -165,8 +185,36 @@ impl Builder {
         self
     }
 
+    /// Run pods' containers as local processes (see `docs/TESTKIT.md`); without it pods are
+    /// simulated.
+    pub fn process_kubelet(mut self, on: bool) -> Self {
+        self.process_kubelet = on;
+        self
+    }
+
+    /// Run the workload controllers (default on). Off, the server is a kube-apiserver without a
+    /// controller manager: a test may then write workloads' status by hand without racing them.
+    pub fn controllers(mut self, on: bool) -> Self {
+        self.controllers = on;
+        self
+    }
+
+    /// With the process kubelet: an argv element equal to `from` (a command path, or the image
+    /// of a container without a command) runs `to` instead. Repeatable.
+    pub fn resolve(mut self, from: impl Into<String>, to: impl Into<PathBuf>) -> Self {
+        let to: PathBuf = to.into();
+        // Containers run in their pod's directory: a relative path means relative to here.
+        let to = std::path::absolute(&to).unwrap_or(to);
+        self.resolve
+            .push((from.into(), to.to_string_lossy().into_owned()));
+        self
+    }
+
     /// Starts the server.
     pub async fn start(self) -> Result<TestServer, StartError> {
+        if self.process_kubelet && !process_kubelet::launcher_available() {
+            return Err(StartError::ProcessKubelet);
+        }
         let app = app::App::new(self.auth, self.retained, self.bookmark_interval);
         let tls = if self.tls {
             Some(tls::generate().map_err(StartError::Tls)?)
@@ -197,7 +245,33 @@ impl Builder {
             path: path.clone(),
             source,
         })?;
+        let cluster = cluster::Cluster::new(app.clone());
+        let runner = if self.process_kubelet {
+            workloads::Runner::Processes
+        } else {
+            workloads::Runner::Simulated
+        };
+        let process_kubelet = self.process_kubelet.then(|| {
+            let config = process_kubelet::Config {
+                resolve: self.resolve.clone(),
+                server_url: running.url.clone(),
+                ca_pem: ca_pem.clone(),
+            };
+            let root = std::env::temp_dir()
+                .join(format!("zen-lead-testkit-pods-{}", uuid::Uuid::new_v4()));
+            process_kubelet::ProcessKubelet::start(
+                cluster.clone(),
+                cluster.pod_logs(),
+                config,
+                root,
+            )
+        });
+        let workloads = self
+            .controllers
+            .then(|| workloads::Workloads::start(cluster, runner));
         Ok(TestServer {
+            process_kubelet,
+            _workloads: workloads,
             app,
             running,
             ca_pem,
@@ -210,6 +284,9 @@ impl Builder {
 /// A running API server emulator; dropping it stops the server.
 #[derive(Debug)]
 pub struct TestServer {
+    // Dropped first: no container process outlives the server.
+    process_kubelet: Option<process_kubelet::ProcessKubelet>,
+    _workloads: Option<workloads::Workloads>,
     app: Arc<app::App>,
     running: server::Running,
     ca_pem: Option<String>,
@@ -326,6 +403,11 @@ impl TestServer {
     /// The token table (auth mode).
     pub fn tokens(&self) -> &Tokens {
         &self.app.tokens
+    }
+
+    /// Whether pods run as local processes.
+    pub fn runs_processes(&self) -> bool {
+        self.process_kubelet.is_some()
     }
 
     /// The current global resourceVersion.

@@ -37,6 +37,14 @@ enum Command {
         /// How many events the watch history keeps.
         #[arg(long, default_value_t = 10_000)]
         retained_events: usize,
+        /// Run pods' containers as local processes (image ignored; command and args from the
+        /// spec); without it pods are simulated.
+        #[arg(long)]
+        process_kubelet: bool,
+        /// With --process-kubelet: run TO where a container's command or args say FROM (or
+        /// where a container without a command has image FROM). Repeatable.
+        #[arg(long, value_name = "FROM=TO", value_parser = parse_resolve, requires = "process_kubelet")]
+        resolve: Vec<(String, PathBuf)>,
     },
     /// The local demo: this server, three zen-lead-exec replicas, a handover and a failover.
     Demo {
@@ -58,6 +66,15 @@ enum Command {
     },
 }
 
+fn parse_resolve(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+            Ok((from.to_string(), PathBuf::from(to)))
+        }
+        _ => Err(format!("expected FROM=TO, got {text:?}")),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -77,16 +94,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             token_file,
             tls,
             retained_events,
+            process_kubelet,
+            resolve,
         } => {
-            let server = zen_lead_testkit::TestServer::builder()
+            let mut builder = zen_lead_testkit::TestServer::builder()
                 .addr(addr)
                 .auth(auth)
                 .tls(tls)
                 .retained_events(retained_events)
                 .kubeconfig(&kubeconfig)
-                .start()
-                .await
-                .context("starting the server")?;
+                .process_kubelet(process_kubelet);
+            for (from, to) in resolve {
+                builder = builder.resolve(from, to);
+            }
+            let server = builder.start().await.context("starting the server")?;
             if let Some(path) = token_file {
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("reading {}", path.display()))?;

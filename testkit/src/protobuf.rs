@@ -11,7 +11,7 @@ pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
 
 #[derive(Debug)]
 enum Field<'a> {
-    Varint,
+    Varint(u64),
     Bytes(&'a [u8]),
 }
 
@@ -36,10 +36,7 @@ fn fields(buf: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
         let key = varint(buf, &mut pos)?;
         let (num, wire) = (key >> 3, key & 7);
         let f = match wire {
-            0 => {
-                varint(buf, &mut pos)?;
-                Field::Varint
-            }
+            0 => Field::Varint(varint(buf, &mut pos)?),
             2 => {
                 let len = usize::try_from(varint(buf, &mut pos)?).ok()?;
                 let end = pos.checked_add(len).filter(|e| *e <= buf.len())?;
@@ -49,11 +46,11 @@ fn fields(buf: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
             }
             1 => {
                 pos += 8;
-                Field::Varint
+                Field::Varint(0)
             }
             5 => {
                 pos += 4;
-                Field::Varint
+                Field::Varint(0)
             }
             _ => return None,
         };
@@ -65,14 +62,14 @@ fn fields(buf: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
 fn string(f: &Field<'_>) -> String {
     match f {
         Field::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        Field::Varint => String::new(),
+        Field::Varint(_) => String::new(),
     }
 }
 
 fn message<'a>(f: &Field<'a>) -> &'a [u8] {
     match f {
         Field::Bytes(b) => b,
-        Field::Varint => &[],
+        Field::Varint(_) => &[],
     }
 }
 
@@ -98,6 +95,7 @@ fn map_entry(buf: &[u8], map: &mut Map<String, Value>, bytes_as_base64: bool) {
 fn object_meta(buf: &[u8]) -> Value {
     let mut meta = Map::new();
     let (mut labels, mut annotations, mut finalizers) = (Map::new(), Map::new(), Vec::new());
+    let mut owners = Vec::new();
     for (n, f) in fields(buf).unwrap_or_default() {
         match n {
             1 => {
@@ -114,6 +112,7 @@ fn object_meta(buf: &[u8]) -> Value {
             }
             11 => map_entry(message(&f), &mut labels, false),
             12 => map_entry(message(&f), &mut annotations, false),
+            13 => owners.push(owner_reference(message(&f))),
             14 => finalizers.push(json!(string(&f))),
             _ => {}
         }
@@ -128,7 +127,139 @@ fn object_meta(buf: &[u8]) -> Value {
     if !finalizers.is_empty() {
         meta.insert("finalizers".into(), Value::Array(finalizers));
     }
+    if !owners.is_empty() {
+        meta.insert("ownerReferences".into(), Value::Array(owners));
+    }
     Value::Object(meta)
+}
+
+fn owner_reference(buf: &[u8]) -> Value {
+    let mut out = strings(
+        buf,
+        &[
+            (5, "apiVersion", false),
+            (1, "kind", false),
+            (3, "name", false),
+            (4, "uid", false),
+        ],
+    );
+    for (n, f) in fields(buf).unwrap_or_default() {
+        let key = match n {
+            6 => "controller",
+            7 => "blockOwnerDeletion",
+            _ => continue,
+        };
+        if let Field::Varint(v) = f {
+            out[key] = json!(v != 0);
+        }
+    }
+    out
+}
+
+/// `Container`: the fields that identify what it runs.
+const CONTAINER: &[(u64, &str, bool)] = &[
+    (1, "name", false),
+    (2, "image", false),
+    (3, "command", true),
+    (4, "args", true),
+];
+
+/// A Job: its metadata, and of its spec only what identifies the containers (name, image,
+/// command, args) — enough to check that it is the job template of the CronJob that owns it,
+/// which is what `kubectl create job --from=cronjob/X` sends; see [`job_spec_from_cronjob`].
+fn job(fs: &[(u64, Field<'_>)]) -> Option<Value> {
+    let mut obj = Map::new();
+    let (mut init, mut main) = (Vec::new(), Vec::new());
+    for (n, f) in fs {
+        match n {
+            1 => {
+                obj.insert("metadata".into(), object_meta(message(f)));
+            }
+            2 => {
+                // JobSpec.template (6) → PodTemplateSpec.spec (2) → PodSpec.
+                for (jn, jf) in fields(message(f))? {
+                    if jn != 6 {
+                        continue;
+                    }
+                    for (tn, tf) in fields(message(&jf))? {
+                        if tn != 2 {
+                            continue;
+                        }
+                        for (pn, pf) in fields(message(&tf))? {
+                            match pn {
+                                2 => main.push(strings(message(&pf), CONTAINER)),
+                                20 => init.push(strings(message(&pf), CONTAINER)),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    obj.insert(
+        "spec".into(),
+        json!({"template": {"spec": {"initContainers": init, "containers": main}}}),
+    );
+    Some(Value::Object(obj))
+}
+
+fn container_identity(spec: &Value, field: &str) -> Vec<Value> {
+    spec.pointer(&format!("/template/spec/{field}"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let mut out = Map::new();
+            for (_, name, repeated) in CONTAINER {
+                match c.get(*name) {
+                    Some(Value::Array(a)) if *repeated && !a.is_empty() => {
+                        out.insert((*name).into(), Value::Array(a.clone()));
+                    }
+                    Some(Value::String(s)) if !*repeated && !s.is_empty() => {
+                        out.insert((*name).into(), json!(s));
+                    }
+                    _ => {}
+                }
+            }
+            Value::Object(out)
+        })
+        .collect()
+}
+
+/// Completes a protobuf Job decoded by [`decode`]: when its controller is a CronJob (found by
+/// `cronjob(name)`) whose job template runs the same containers, the spec is that template's
+/// spec, as `kubectl create job --from=cronjob/X` built it. Any other protobuf Job is refused.
+pub fn job_spec_from_cronjob(
+    obj: &mut Value,
+    cronjob: impl Fn(&str) -> Option<Value>,
+) -> Result<(), ApiError> {
+    let refused = || {
+        ApiError::unsupported_media_type(
+            "the testkit server decodes a protobuf Job only when it is a CronJob's job template (kubectl create job --from=cronjob/NAME); send application/json",
+        )
+    };
+    let owner = obj
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .and_then(|refs| {
+            refs.iter()
+                .find(|r| r["kind"] == "CronJob" && r.get("controller") == Some(&json!(true)))
+        })
+        .and_then(|r| r.get("name")?.as_str())
+        .ok_or_else(refused)?;
+    let template = cronjob(owner)
+        .and_then(|cj| cj.pointer("/spec/jobTemplate/spec").cloned())
+        .ok_or_else(refused)?;
+    let decoded = obj.get("spec").cloned().unwrap_or_default();
+    for field in ["initContainers", "containers"] {
+        if container_identity(&decoded, field) != container_identity(&template, field) {
+            return Err(refused());
+        }
+    }
+    obj["spec"] = template;
+    Ok(())
 }
 
 fn attributes(buf: &[u8], names: &[(u64, &str)]) -> Value {
@@ -294,6 +425,7 @@ fn typed(kind: &str, raw: &[u8]) -> Option<Value> {
             }
             obj.insert("subjects".into(), Value::Array(subjects));
         }
+        "Job" => return job(&fs),
         _ => return None,
     }
     Some(Value::Object(obj))
@@ -303,7 +435,7 @@ fn typed(kind: &str, raw: &[u8]) -> Option<Value> {
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let unsupported = |what: &str| {
         ApiError::unsupported_media_type(format!(
-            "the testkit server decodes protobuf only for SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview, ConfigMap, Secret, Namespace, ServiceAccount and RBAC kinds ({what}); send application/json"
+            "the testkit server decodes protobuf only for SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview, ConfigMap, Secret, Namespace, ServiceAccount, RBAC kinds and a CronJob's Job ({what}); send application/json"
         ))
     };
     let rest = body

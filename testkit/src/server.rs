@@ -206,6 +206,21 @@ async fn serve_request(app: Arc<App>, req: http::Request<Incoming>) -> Response 
     if info.verb == "watch" {
         return watch_stream::serve(&app, &info, &query, &accept, &client).await;
     }
+    if info.group.is_empty() && info.resource == "pods" && info.subresource == "log" {
+        if info.verb != "get" {
+            return app::error(&ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+        let cluster = crate::cluster::Cluster::new(app.clone());
+        return crate::pod_logs::serve(
+            &cluster,
+            &app.pod_logs,
+            &info.namespace,
+            &info.name,
+            &query,
+        );
+    }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return app::error(&ApiError::bad_request(format!("reading the body: {e}"))),

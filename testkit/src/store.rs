@@ -330,6 +330,11 @@ impl Store {
         Ok((backlog, rx, inner.rv))
     }
 
+    /// A receiver for every change from now on (for in-process controllers).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoreEvent>> {
+        self.events.subscribe()
+    }
+
     /// Whether a list or continue at `rv` is still served (not compacted).
     pub fn is_compacted(&self, rv: u64) -> bool {
         rv < self.lock().compacted

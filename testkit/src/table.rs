@@ -121,7 +121,7 @@ fn columns_and_cells(ty: &ResourceType, version: &str) -> (Vec<Value>, Vec<(Stri
         defs.push(col("Ready", "string", ""));
         paths.push(("@ready".into(), "string".into()));
         defs.push(col("Status", "string", ""));
-        paths.push((".status.phase".into(), "string".into()));
+        paths.push(("@status".into(), "string".into()));
         defs.push(col("Restarts", "string", ""));
         paths.push(("@restarts".into(), "string".into()));
         defs.push(col("Age", "date", ""));
@@ -168,6 +168,7 @@ fn row(obj: &Value, paths: &[(String, String)], include_object: &str) -> Value {
                 };
                 json!(obj.pointer(ptr).and_then(Value::as_str).unwrap_or("<none>"))
             }
+            "@status" => json!(crate::pod_status::status_text(obj)),
             "@restarts" => json!(
                 obj.pointer("/status/containerStatuses")
                     .and_then(Value::as_array)

@@ -426,7 +426,12 @@ async fn watch_from_compacted_version_is_gone() {
 
 #[tokio::test]
 async fn status_subresource_and_generation() {
-    let server = TestServer::start().await.expect("server");
+    // No Deployment controller races the status writes below.
+    let server = TestServer::builder()
+        .controllers(false)
+        .start()
+        .await
+        .expect("server");
     let deploys: Api<Deployment> = Api::default_namespaced(server.client().expect("client"));
     let d: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "d"},

@@ -400,7 +400,8 @@ impl ApiServer {
         Self::start_with(zen_lead_testkit::TestServer::builder().auth(true).tls(true))
     }
 
-    fn start_with(builder: zen_lead_testkit::Builder) -> Self {
+    /// Starts a server from `builder` (auth, TLS, the process kubelet, ...).
+    pub fn start_with(builder: zen_lead_testkit::Builder) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

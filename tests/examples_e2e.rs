@@ -1,0 +1,124 @@
+//! The examples run end to end: applied verbatim with kubectl to the testkit's process kubelet,
+//! which runs the built `zen-lead-exec` where the manifests name `/zen-lead-exec`.
+
+mod examples_support;
+mod exec_support;
+
+use examples_support::{ExampleRun, Resolves};
+use exec_support::*;
+
+/// Waits until a term above `after` has beaten `beats` times; returns it.
+fn wait_for_term_after(
+    hb: &std::path::Path,
+    after: u64,
+    beats: usize,
+    run: &ExampleRun,
+) -> Interval {
+    let mut found = None;
+    let until = std::time::Instant::now() + EVENTUALLY;
+    while std::time::Instant::now() < until {
+        let text = std::fs::read_to_string(hb).unwrap_or_default();
+        if let Some(last) = intervals(&text).last().cloned() {
+            let n = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{},beat,", last.term)))
+                .count();
+            if last.term > after && n >= beats {
+                return last;
+            }
+            found = Some(last);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "no term after {after} ran (last seen {found:?})\n{}",
+        run.logs("app=sync-daemon")
+    );
+}
+
+/// examples/standby-daemon.yaml: three zen-lead-exec replicas, one daemon at a time, and a
+/// successor when the leader's pod is deleted.
+#[test]
+fn standby_daemon_example_runs_one_leader_and_hands_over_on_pod_delete() {
+    // With RBAC: the pods run as the `report` service account of examples/rbac.yaml.
+    let run = ExampleRun::start_with("standby-daemon", true, |scratch| {
+        let hb_script = scratch.script("hb.sh", zen_lead_testkit::heartbeat::SCRIPT);
+        let hb = scratch.path("heartbeats");
+        // The daemon the image would carry: the heartbeat child, writing to this run's file.
+        let daemon = scratch.script(
+            "sync-daemon",
+            &format!(
+                "#!/bin/sh\nHB={} exec /bin/sh {}\n",
+                hb.display(),
+                hb_script.display()
+            ),
+        );
+        Resolves::with_exec().and("/usr/local/bin/sync-daemon", daemon)
+    });
+    let hb = run.scratch.path("heartbeats");
+    run.apply_example("standby-daemon.yaml");
+    let pods = run.wait_running("app=sync-daemon", 3);
+    let first = wait_for_term_after(&hb, 0, 5, &run);
+    assert!(
+        pods.contains(&first.identity),
+        "the leader {} is one of the pods {pods:?}",
+        first.identity
+    );
+    let holder = run.api.lease("sync-daemon").and_then(|r| r.holder);
+    assert_eq!(holder.as_deref(), Some(first.identity.as_str()));
+    // The standbys wait: one term only so far, and all three pods still run.
+    assert_eq!(
+        intervals(&std::fs::read_to_string(&hb).unwrap_or_default()).len(),
+        1
+    );
+    run.kubectl_ok(&["delete", "pod", &first.identity, "--wait=false"]);
+    let second = wait_for_term_after(&hb, first.term, 5, &run);
+    assert_ne!(second.identity, first.identity, "a standby took over");
+    check_single_active(&std::fs::read_to_string(&hb).unwrap_or_default());
+    // The Deployment replaced the deleted pod.
+    run.wait_running("app=sync-daemon", 3);
+}
+
+/// examples/cronjob-skip.yaml: one schedule tick started several times over (here three
+/// `kubectl create job --from=cronjob/...` at once) runs the report once; the other copies
+/// skip and complete too.
+#[test]
+fn cronjob_skip_example_one_tick_many_copies_one_run() {
+    let run = ExampleRun::start_with("cronjob-skip", true, |scratch| {
+        let runs = scratch.path("runs");
+        let report = scratch.script(
+            "report",
+            &format!(
+                "#!/bin/sh\necho \"$POD_NAME\" >> {}\nsleep 2\n",
+                runs.display()
+            ),
+        );
+        Resolves::with_exec().and("/app/report", report)
+    });
+    run.apply_example("cronjob-skip.yaml");
+    let copies = ["tick-a", "tick-b", "tick-c"];
+    let mut started: Vec<std::process::Child> = copies
+        .iter()
+        .map(|job| {
+            run.api
+                .kubectl()
+                .args(["create", "job", "--from=cronjob/nightly-report", job])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("kubectl create job")
+        })
+        .collect();
+    for child in &mut started {
+        assert!(child.wait().expect("kubectl").success());
+    }
+    for job in copies {
+        run.wait_job_complete(job);
+    }
+    let runs = std::fs::read_to_string(run.scratch.path("runs")).unwrap_or_default();
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "exactly one copy runs the report: {runs:?}\n{}",
+        run.logs("job-name")
+    );
+}
