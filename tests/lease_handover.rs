@@ -30,7 +30,8 @@ async fn controller_handover_supersedes_the_holder_and_the_named_candidate_takes
         jiff::Timestamp::now(),
         Duration::from_secs(3600),
         term + 1,
-    );
+    )
+    .expect("term fits");
     api.replace("handover", &PostParams::default(), &body)
         .await
         .expect("conditional handover write");

@@ -109,6 +109,7 @@ fn lease_error_code(error: &LeaseError) -> u8 {
         LeaseError::Unmanaged { .. } => exit_code::UNMANAGED_LEASE,
         LeaseError::Unreachable { .. } | LeaseError::Api { .. } => exit_code::API_UNREACHABLE,
         LeaseError::Stopped { .. } => exit_code::SOFTWARE,
+        LeaseError::TermOverflow { .. } => exit_code::CONFIG,
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::record::{LeaseRecord, Renewer};
+use super::record::{self, LeaseRecord, Renewer, TermOverflow};
 use super::{Candidate, LostReason, Timing};
 use crate::clock::BootInstant;
 
@@ -37,8 +37,17 @@ pub struct Input<'a> {
     pub candidate: &'a Candidate,
     /// Our leadership, if we believe we hold the lease.
     pub leading: Option<Leadership>,
-    /// The highest term the pool ever had, from `LeaderPolicy` `status.term` when readable.
+    /// The highest term the pool ever had that this candidate knows: `LeaderPolicy`
+    /// `status.term` when readable, and every term it saw on the Lease. `None` only for a pool
+    /// this candidate has never seen a trace of.
     pub high_water_term: Option<u64>,
+    /// The lease duration of the last record this candidate saw, kept after the Lease vanished:
+    /// a deleted Lease is waited out for it (docs/PROTOCOL.md §2).
+    pub last_lease_duration: Option<Duration>,
+    /// For a record that is a finished holder's `--min-hold` ([`LeaseRecord::min_hold_release`]):
+    /// when the hold ends, on our clock, as judged from the API server's clock. `None` when not
+    /// known; the record then expires like any held one.
+    pub hold_ends: Option<BootInstant>,
     /// The pool's timings.
     pub timing: Timing,
     /// Now, on CLOCK_BOOTTIME.
@@ -77,13 +86,20 @@ pub enum Decision {
     Lost(LostReason),
     /// A Lease of the pool's name exists that zen-lead does not manage: never take it.
     Conflict,
+    /// The next term would not fit the Lease (docs/PROTOCOL.md §3): refuse, never repeat a term.
+    TermExhausted(TermOverflow),
 }
 
-fn next_term(record_term: Option<u64>, high_water: Option<u64>) -> u64 {
-    record_term
-        .unwrap_or(0)
-        .max(high_water.unwrap_or(0))
-        .saturating_add(1)
+/// `make(term)` with the next term, or the refusal.
+fn with_next_term(
+    record_term: Option<u64>,
+    high_water: Option<u64>,
+    make: impl FnOnce(u64) -> Decision,
+) -> Decision {
+    match record::next_term(record_term, high_water) {
+        Ok(term) => make(term),
+        Err(overflow) => Decision::TermExhausted(overflow),
+    }
 }
 
 /// Whether the record was handed to this candidate by the controller (docs/PROTOCOL.md §7, §8): it names
@@ -111,6 +127,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
         candidate,
         leading,
         high_water_term,
+        last_lease_duration,
+        hold_ends,
         timing,
         now,
     } = *input;
@@ -138,34 +156,55 @@ pub fn decide(input: &Input<'_>) -> Decision {
     }
 
     let Some(record) = record else {
-        // §3.3: a recreated Lease continues above the high-water mark.
-        return Decision::Create {
-            term: next_term(None, high_water_term),
-        };
+        // §3.2: only a pool this candidate never saw a trace of is created at once. A Lease that
+        // vanished (`kubectl delete lease`) may have had a holder that is still stopping its
+        // work: wait it out for the lease duration, from when the absence was seen.
+        if high_water_term.is_none() && last_lease_duration.is_none() {
+            return with_next_term(None, None, |term| Decision::Create { term });
+        }
+        let duration = input
+            .last_lease_duration
+            .unwrap_or(timing.lease_duration)
+            .max(timing.lease_duration);
+        let until = first_seen + duration;
+        if now >= until {
+            // §3.3: a recreated Lease continues above the high-water mark.
+            return with_next_term(None, high_water_term, |term| Decision::Create { term });
+        }
+        return Decision::Wait { until };
     };
     if !record.managed {
         return Decision::Conflict;
     }
-    let acquire = Decision::Acquire {
-        term: next_term(Some(record.term), high_water_term),
+    let acquire = || {
+        with_next_term(Some(record.term), high_water_term, |term| {
+            Decision::Acquire { term }
+        })
     };
-    if !record.is_held() {
-        // §3.2: an empty holder can be taken at once.
-        return acquire;
+    if record.is_released() {
+        // §3.2, §3.5: a release marked by the holder that ended this term is free at once.
+        return acquire();
     }
     if is_our_session(record, candidate) {
         // Our own process wrote it (e.g. the response to our acquisition was lost) and we run
         // no work under it: nobody else can be running under this session.
-        return acquire;
+        return acquire();
     }
     if handed_to_us(record, candidate) {
         return Decision::TakeOver { term: record.term };
     }
-    // §3.2, §3.7: anyone else (including the same identity with another session or pod UID)
-    // holds it until the record has stayed unchanged for its lease duration on our clock.
-    let until = first_seen + record.lease_duration(timing.lease_duration);
+    // §3.2, §3.7: anyone else (including the same identity with another session or pod UID),
+    // and an empty holder without the release marker (cleared by hand), holds it until the
+    // record has stayed unchanged for its lease duration on our clock.
+    let expires = first_seen + record.lease_duration(timing.lease_duration);
+    // §3.5: a finished holder's min-hold ends when the API server's clock says so; its work has
+    // already stopped, so this is de-duplication only.
+    let until = match (record.min_hold_release(), hold_ends) {
+        (Some(_), Some(hold_ends)) => hold_ends.min(expires),
+        _ => expires,
+    };
     if now >= until {
-        acquire
+        acquire()
     } else {
         Decision::Wait { until }
     }
@@ -209,7 +248,25 @@ mod tests {
                 renew_time: None,
                 lease_duration_seconds: Some(15),
                 term: 4,
+                released_term: None,
+                min_hold_until: None,
             })
+        }
+        /// Released by its holder: empty, with the marker for its term.
+        fn released() -> Self {
+            let mut r = Self::empty();
+            r.0.released_term = Some(r.0.term);
+            r
+        }
+        fn marker(mut self, term: u64) -> Self {
+            self.0.released_term = Some(term);
+            self
+        }
+        /// A finished holder's min-hold: still named, marked, with the hold's end.
+        fn min_hold(mut self) -> Self {
+            self.0.released_term = Some(self.0.term);
+            self.0.min_hold_until = Some(jiff::Timestamp::UNIX_EPOCH);
+            self
         }
         fn held_by(identity: &str) -> Self {
             let mut r = Self::empty();
@@ -258,6 +315,8 @@ mod tests {
         candidate: Candidate,
         leading: Option<Leadership>,
         high_water: Option<u64>,
+        last_lease_duration: Option<Duration>,
+        hold_ends: Option<BootInstant>,
         now: BootInstant,
         expect: Decision,
     }
@@ -271,9 +330,19 @@ mod tests {
                 candidate: me(),
                 leading: None,
                 high_water: None,
+                last_lease_duration: None,
+                hold_ends: None,
                 now,
                 expect,
             }
+        }
+        fn last_lease_duration(mut self, secs: u64) -> Self {
+            self.last_lease_duration = Some(Duration::from_secs(secs));
+            self
+        }
+        fn hold_ends(mut self, at: BootInstant) -> Self {
+            self.hold_ends = Some(at);
+            self
         }
         fn leading(mut self, term: u64, last_success_send: BootInstant) -> Self {
             self.leading = Some(Leadership {
@@ -314,23 +383,150 @@ mod tests {
             Case::new(
                 "recreated lease keeps the term above the high-water mark",
                 None,
-                at(0),
+                at(15),
                 Create { term: 8 },
             )
             .high_water(7),
             Case::new(
-                "empty holder is taken at once",
-                Some(R::empty()),
-                at(0),
-                Acquire { term: 5 },
-            ),
-            Case::new(
                 "acquisition never goes below the high-water mark",
-                Some(R::empty().term(2)),
+                Some(R::empty().term(2).marker(2)),
                 at(0),
                 Acquire { term: 10 },
             )
             .high_water(9),
+            // Only a real release is free (§3.2, §3.5).
+            Case::new(
+                "release marked for its own term is taken at once",
+                Some(R::released()),
+                at(0),
+                Acquire { term: 5 },
+            ),
+            Case::new(
+                "holder cleared by hand (no marker) waits out its lease duration",
+                Some(R::empty()),
+                at(14),
+                Wait { until: at(15) },
+            ),
+            Case::new(
+                "holder cleared by hand is taken once unchanged for its duration",
+                Some(R::empty()),
+                at(15),
+                Acquire { term: 5 },
+            ),
+            Case::new(
+                "a marker left from an earlier term frees nothing",
+                Some(R::empty().marker(3)),
+                at(0),
+                Wait { until: at(15) },
+            ),
+            Case::new(
+                "a marker on a named holder frees nothing",
+                Some(R::held_by("pod-b").marker(4)),
+                at(0),
+                Wait { until: at(15) },
+            ),
+            Case::new(
+                "lease deleted while a holder was known waits its last lease duration",
+                None,
+                at(59),
+                Wait { until: at(60) },
+            )
+            .high_water(4)
+            .last_lease_duration(60),
+            Case::new(
+                "lease deleted while a holder was known waits at least our lease duration",
+                None,
+                at(0),
+                Wait { until: at(15) },
+            )
+            .high_water(4)
+            .last_lease_duration(5),
+            Case::new(
+                "lease deleted is recreated above the term once waited out",
+                None,
+                at(60),
+                Create { term: 5 },
+            )
+            .high_water(4)
+            .last_lease_duration(60),
+            Case::new(
+                "no lease but a high-water term (LeaderPolicy status) waits",
+                None,
+                at(14),
+                Wait { until: at(15) },
+            )
+            .high_water(7),
+            // Min-hold (§3.5): de-duplication, judged on the API server's clock.
+            Case::new(
+                "copy within a finished holder's min-hold waits for its end",
+                Some(R::held_by("pod-b").duration(600).min_hold()),
+                at(10),
+                Wait { until: at(300) },
+            )
+            .hold_ends(at(300)),
+            Case::new(
+                "copy after a finished holder's min-hold takes it at once",
+                Some(R::held_by("pod-b").duration(600).min_hold()),
+                at(0),
+                Acquire { term: 5 },
+            )
+            .hold_ends(at(0)),
+            Case::new(
+                "min-hold whose end cannot be judged expires like a held lease",
+                Some(R::held_by("pod-b").duration(600).min_hold()),
+                at(10),
+                Wait { until: at(600) },
+            ),
+            Case::new(
+                "a live holder's recorded min-hold end frees nothing",
+                Some({
+                    let mut r = R::held_by("pod-b").by_controller();
+                    r.0.min_hold_until = Some(jiff::Timestamp::UNIX_EPOCH);
+                    r
+                }),
+                at(10),
+                Wait { until: at(15) },
+            )
+            .hold_ends(at(0)),
+            // Terms never pass i32::MAX, never repeat (§3.3).
+            Case::new(
+                "acquisition past i32::MAX is refused",
+                Some(R::empty().term(record::MAX_TERM).marker(record::MAX_TERM)),
+                at(0),
+                TermExhausted(TermOverflow {
+                    term: record::MAX_TERM + 1,
+                }),
+            ),
+            Case::new(
+                "acquisition up to i32::MAX is allowed",
+                Some(
+                    R::empty()
+                        .term(record::MAX_TERM - 1)
+                        .marker(record::MAX_TERM - 1),
+                ),
+                at(0),
+                Acquire {
+                    term: record::MAX_TERM,
+                },
+            ),
+            Case::new(
+                "expired acquisition above a high-water of i32::MAX is refused",
+                Some(R::held_by("pod-b")),
+                at(15),
+                TermExhausted(TermOverflow {
+                    term: record::MAX_TERM + 1,
+                }),
+            )
+            .high_water(record::MAX_TERM),
+            Case::new(
+                "creation above a high-water of i32::MAX is refused",
+                None,
+                at(15),
+                TermExhausted(TermOverflow {
+                    term: record::MAX_TERM + 1,
+                }),
+            )
+            .high_water(record::MAX_TERM),
             // Local expiry (§3.2).
             Case::new(
                 "held lease is not taken before it stayed unchanged for its duration",
@@ -424,8 +620,8 @@ mod tests {
             }),
             // Unmanaged (§3).
             Case::new(
-                "unmanaged empty lease is a conflict",
-                Some(R::empty().unmanaged()),
+                "unmanaged released lease is a conflict",
+                Some(R::released().unmanaged()),
                 at(0),
                 Conflict,
             ),
@@ -483,7 +679,7 @@ mod tests {
             )
             .leading(4, at(2)),
             Case::new(
-                "holder that sees the holder emptied is superseded",
+                "holder that sees the holder cleared by hand is superseded",
                 Some(R::empty()),
                 at(3),
                 Lost(LostReason::Superseded {
@@ -514,6 +710,8 @@ mod tests {
                 candidate: &case.candidate,
                 leading: case.leading,
                 high_water_term: case.high_water,
+                last_lease_duration: case.last_lease_duration,
+                hold_ends: case.hold_ends,
                 timing: timing(),
                 now: case.now,
             };

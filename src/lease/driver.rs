@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, debug};
 
 use super::decision::{Decision, Input, Leadership, decide};
-use super::record::{self, Holder, LeaseRecord, RecordKey};
+use super::record::{self, Holder, LeaseRecord, RecordKey, TermOverflow};
+use super::server_clock::{self, ServerTime};
 use super::{ElectionConfig, LeaderState, LeaseError, LostReason};
 use crate::api::LeaderPolicy;
 use crate::clock::BootInstant;
@@ -278,6 +279,7 @@ enum Write {
 
 /// The elector task's state.
 pub(crate) struct Driver {
+    client: kube::Client,
     api: Api<Lease>,
     policies: Api<LeaderPolicy>,
     config: ElectionConfig,
@@ -291,6 +293,11 @@ pub(crate) struct Driver {
     /// When we sent the write that acquired the lease (for `min_hold`).
     acquired_at: Option<BootInstant>,
     high_water: Option<u64>,
+    /// The lease duration of the last record seen, kept when the Lease vanishes (§3.2).
+    last_lease_duration: Option<Duration>,
+    /// For a finished holder's min-hold record: when the hold ends on our clock, once judged
+    /// (from the API server's clock, §3.5).
+    hold_ends: Option<BootInstant>,
     failures: u32,
     /// No write before this instant (backoff after a failure).
     retry_at: Option<BootInstant>,
@@ -304,7 +311,8 @@ impl Driver {
     ) -> Self {
         Self {
             api: Api::namespaced(client.clone(), &config.namespace),
-            policies: Api::namespaced(client, &config.namespace),
+            policies: Api::namespaced(client.clone(), &config.namespace),
+            client,
             config,
             state,
             observed: None,
@@ -314,6 +322,8 @@ impl Driver {
             leading: None,
             acquired_at: None,
             high_water: None,
+            last_lease_duration: None,
+            hold_ends: None,
             failures: 0,
             retry_at: None,
         }
@@ -360,12 +370,16 @@ impl Driver {
             // §3.3: without a controller's high-water mark, the highest term we saw is still a
             // floor for a Lease that is deleted and recreated.
             self.high_water = self.high_water.max(Some(record.term));
+            // §3.2: a Lease deleted after this is waited out for this duration.
+            self.last_lease_duration =
+                Some(record.lease_duration(self.config.timing.lease_duration));
         }
         let key = record.as_ref().map(LeaseRecord::key);
         if key != self.key || self.record.is_none() != record.is_none() {
             // §3.2: a changed record restarts the local expiry timer.
             self.first_seen = BootInstant::now();
             self.key = key;
+            self.hold_ends = None;
         }
         debug!(
             holder = ?record.as_ref().and_then(|r| r.holder.as_deref()),
@@ -489,11 +503,16 @@ impl Driver {
             (Write::Acquire { term }, Some(observed)) => {
                 record::acquire(observed, pool, &holder, now, timing.lease_duration, term)
             }
-            (Write::TakeOver | Write::Renew, Some(observed)) => {
-                record::renew(observed, pool, &holder, now, timing.lease_duration)
-            }
+            (Write::TakeOver | Write::Renew, Some(observed)) => Ok(record::renew(
+                observed,
+                pool,
+                &holder,
+                now,
+                timing.lease_duration,
+            )),
             (_, None) => return Ok(()),
         };
+        let body = body.map_err(|overflow| self.term_overflow(overflow))?;
         let timeout = self.request_timeout();
         let send = BootInstant::now();
         let params = PostParams::default();
@@ -569,9 +588,50 @@ impl Driver {
             candidate: &self.config.candidate,
             leading: self.leading,
             high_water_term: self.high_water,
+            last_lease_duration: self.last_lease_duration,
+            hold_ends: self.hold_ends,
             timing: self.config.timing,
             now,
         }
+    }
+
+    fn term_overflow(&self, source: TermOverflow) -> LeaseError {
+        LeaseError::TermOverflow {
+            pool: self.config.pool.clone(),
+            namespace: self.config.namespace.clone(),
+            source,
+        }
+    }
+
+    /// The API server's clock, or the node's wall clock when it cannot be read (§3.5).
+    async fn server_time(&self) -> ServerTime {
+        let read = server_clock::read(
+            &self.client,
+            &self.config.namespace,
+            &self.config.pool,
+            self.request_timeout(),
+        )
+        .await;
+        read.unwrap_or_else(|| {
+            debug!(
+                "the API server's clock is not readable; judging the min-hold on the node's clock"
+            );
+            ServerTime::local_wall_clock()
+        })
+    }
+
+    /// §3.5: for a finished holder's min-hold record, judge once when the hold ends.
+    async fn judge_min_hold(&mut self) {
+        let Some(hold_until) = self.record.as_ref().and_then(LeaseRecord::min_hold_release) else {
+            return;
+        };
+        if self.hold_ends.is_some() || self.leading.is_some() {
+            return;
+        }
+        let clock = self.server_time().await;
+        let ends = clock.local_instant(hold_until);
+        debug!(%hold_until, server_now = %clock.server, "judged the end of the min-hold");
+        self.hold_ends = Some(ends);
     }
 
     /// Writes `body(observed)` conditionally until it succeeds, we no longer lead, or the
@@ -620,18 +680,16 @@ impl Driver {
         if self.leading.is_none() {
             return Ok(());
         }
-        let remaining = match (self.config.min_hold, self.acquired_at) {
-            (Some(min_hold), Some(acquired_at)) => (acquired_at + min_hold).remaining(),
-            _ => Duration::ZERO,
-        };
+        let hold = self.min_hold_until().await;
         let pool = self.config.pool.clone();
         let written = self
             .final_write("release", |observed| {
                 let now = jiff::Timestamp::now();
-                if remaining.is_zero() {
-                    record::release(observed, &pool, now)
-                } else {
-                    record::release_with_min_hold(observed, &pool, now, remaining)
+                match hold {
+                    None => record::release(observed, &pool, now),
+                    Some((until, remaining)) => {
+                        record::release_with_min_hold(observed, &pool, now, until, remaining)
+                    }
                 }
             })
             .await?;
@@ -644,15 +702,34 @@ impl Driver {
         Ok(())
     }
 
+    /// The end of this term's `--min-hold` on the API server's clock, and the hold left on our
+    /// clock; `None` when there is none left. The hold is measured on BOOTTIME from when we sent
+    /// the acquisition, and placed on the server's clock with one reading of its `Date` (§3.5).
+    async fn min_hold_until(&self) -> Option<(jiff::Timestamp, Duration)> {
+        let (min_hold, acquired_at) = self.config.min_hold.zip(self.acquired_at)?;
+        let remaining = (acquired_at + min_hold).remaining();
+        if remaining.is_zero() {
+            return None;
+        }
+        let clock = self.server_time().await;
+        // Read again: the clock reading took time out of the hold.
+        let remaining = (acquired_at + min_hold).remaining();
+        let until = jiff::SignedDuration::try_from(remaining)
+            .ok()
+            .and_then(|r| clock.now().checked_add(r).ok())?;
+        Some((until, remaining))
+    }
+
     /// Gate mode: mark the lease `renewer: controller` and stop renewing.
     async fn hand_to_controller(&mut self) -> Result<u64, LeaseError> {
         let Some(term) = self.leading.map(|l| l.term) else {
             return Err(self.stopped());
         };
+        let hold = self.min_hold_until().await.map(|(until, _)| until);
         let pool = self.config.pool.clone();
         let written = self
             .final_write("hand to controller", |observed| {
-                record::hand_to_controller(observed, &pool, jiff::Timestamp::now())
+                record::hand_to_controller(observed, &pool, jiff::Timestamp::now(), hold)
             })
             .await?;
         self.leading = None;
@@ -740,6 +817,7 @@ impl Driver {
         self.first_observation(rx).await?;
         let mut last_error = None;
         loop {
+            self.judge_min_hold().await;
             let now = BootInstant::now();
             let decision = decide(&self.input(now));
             let gate = self.retry_at.filter(|at| *at > now);
@@ -765,10 +843,13 @@ impl Driver {
                     gate
                 }
                 Decision::Create { term } => {
-                    // The controller may have raised the high-water mark since we last looked.
+                    // The controller may have raised the high-water mark since we last looked;
+                    // if so, decide again with it (a known mark also means waiting, §3.2).
+                    let before = self.high_water;
                     self.read_high_water().await;
-                    let term = term.max(self.high_water.unwrap_or(0) + 1);
-                    self.write(Write::Create { term }).await?;
+                    if self.high_water == before {
+                        self.write(Write::Create { term }).await?;
+                    }
                     continue;
                 }
                 Decision::Acquire { term } => {
@@ -788,6 +869,9 @@ impl Driver {
                     Some(at)
                 }
                 Decision::Wait { until } => Some(until),
+                Decision::TermExhausted(overflow) => {
+                    return Err(self.term_overflow(overflow));
+                }
             };
             // A holder also wakes at its deadline, to step down on time.
             let deadline = self.leading.map(|l| l.deadline(&self.config.timing));

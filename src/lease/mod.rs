@@ -5,11 +5,13 @@
 //!
 //! Submodules: `record` (the Lease as zen-lead reads and writes it),
 //! `decision` (the pure decision core: observed record + BOOTTIME clock -> action),
-//! `driver` (the async task: watch, conditional writes, renew, release).
+//! `driver` (the async task: watch, conditional writes, renew, release),
+//! `server_clock` (the API server's `Date`, for the end of a `--min-hold`).
 
 pub mod decision;
 mod driver;
 pub mod record;
+mod server_clock;
 
 use std::time::Duration;
 
@@ -137,6 +139,20 @@ pub enum LeaseError {
         pool: String,
         /// Namespace.
         namespace: String,
+    },
+    /// The next term would pass the largest term a Lease can carry (docs/PROTOCOL.md §3): the
+    /// pool refuses to elect rather than repeat a term.
+    #[error(
+        "lease {namespace}/{pool}: no term is left; delete the Lease and reset the LeaderPolicy status term to start again"
+    )]
+    TermOverflow {
+        /// Pool.
+        pool: String,
+        /// Namespace.
+        namespace: String,
+        /// The refused term.
+        #[source]
+        source: record::TermOverflow,
     },
     /// Any other API failure.
     #[error("lease {namespace}/{pool}: API request failed")]

@@ -24,6 +24,35 @@ pub const ANNOTATION_HOLDER_UID: &str = "zen-lead/holder-uid";
 pub const ANNOTATION_SESSION: &str = "zen-lead/session";
 /// Annotation with who renews: `self` or `controller`.
 pub const ANNOTATION_RENEWER: &str = "zen-lead/renewer";
+/// Annotation a release writes, naming the term it ends (docs/PROTOCOL.md §5). Only an empty
+/// holder carrying it for the record's own term is free at once (docs/PROTOCOL.md §2).
+pub const ANNOTATION_RELEASED_TERM: &str = "zen-lead/released-term";
+/// Annotation with the end of a `--min-hold` (RFC 3339, on the API server's clock), written by
+/// the holder that acquired under it (docs/PROTOCOL.md §5).
+pub const ANNOTATION_MIN_HOLD_UNTIL: &str = "zen-lead/min-hold-until";
+/// The highest term a Lease can carry: `leaseTransitions` is an int32 (docs/PROTOCOL.md §3).
+pub const MAX_TERM: u64 = i32::MAX as u64;
+
+/// A term that would pass [`MAX_TERM`]: refused, never saturated (docs/PROTOCOL.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("term {term} is above the largest term a Lease can carry ({MAX_TERM})")]
+pub struct TermOverflow {
+    /// The term that was asked for.
+    pub term: u64,
+}
+
+/// The term after `record_term` and the pool's `high_water` mark (docs/PROTOCOL.md §3).
+pub fn next_term(record_term: Option<u64>, high_water: Option<u64>) -> Result<u64, TermOverflow> {
+    let term = record_term
+        .unwrap_or(0)
+        .max(high_water.unwrap_or(0))
+        .saturating_add(1);
+    checked_term(term).map(|_| term)
+}
+
+fn checked_term(term: u64) -> Result<i32, TermOverflow> {
+    i32::try_from(term).map_err(|_| TermOverflow { term })
+}
 
 /// Who renews the Lease.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -91,6 +120,8 @@ pub struct RecordKey {
     renew_time: Option<jiff::Timestamp>,
     lease_duration_seconds: Option<i32>,
     term: u64,
+    released_term: Option<u64>,
+    min_hold_until: Option<jiff::Timestamp>,
 }
 
 /// A Lease as zen-lead reads it.
@@ -116,6 +147,10 @@ pub struct LeaseRecord {
     pub lease_duration_seconds: Option<i32>,
     /// `leaseTransitions`: the term.
     pub term: u64,
+    /// `zen-lead/released-term`: the term a release ended (docs/PROTOCOL.md §5).
+    pub released_term: Option<u64>,
+    /// `zen-lead/min-hold-until`: when a `--min-hold` ends, on the API server's clock.
+    pub min_hold_until: Option<jiff::Timestamp>,
 }
 
 fn non_empty(value: Option<&String>) -> Option<String> {
@@ -145,6 +180,8 @@ impl LeaseRecord {
                 .and_then(|s| s.lease_transitions)
                 .and_then(|t| u64::try_from(t).ok())
                 .unwrap_or(0),
+            released_term: annotation(ANNOTATION_RELEASED_TERM).and_then(|t| t.parse().ok()),
+            min_hold_until: annotation(ANNOTATION_MIN_HOLD_UNTIL).and_then(|t| t.parse().ok()),
         }
     }
 
@@ -159,12 +196,29 @@ impl LeaseRecord {
             renew_time: self.renew_time,
             lease_duration_seconds: self.lease_duration_seconds,
             term: self.term,
+            released_term: self.released_term,
+            min_hold_until: self.min_hold_until,
         }
     }
 
     /// Whether someone holds the lease.
     pub fn is_held(&self) -> bool {
         self.holder.is_some()
+    }
+
+    /// Whether the record is a real release (docs/PROTOCOL.md §5): an empty holder, marked by
+    /// the holder that ended this very term. Only such a record is free at once.
+    pub fn is_released(&self) -> bool {
+        self.holder.is_none() && self.released_term == Some(self.term)
+    }
+
+    /// The end of the `--min-hold` of a holder that has finished its work: the record still
+    /// names the holder, carries the release marker for its term and the hold's end
+    /// (docs/PROTOCOL.md §5). `None` for any other record, including a live holder's.
+    pub fn min_hold_release(&self) -> Option<jiff::Timestamp> {
+        (self.holder.is_some() && self.released_term == Some(self.term))
+            .then_some(self.min_hold_until)
+            .flatten()
     }
 
     /// The lease duration the holder wrote, for the local expiry timer; `fallback` when absent.
@@ -184,14 +238,12 @@ pub fn duration_seconds(duration: Duration) -> i32 {
     i32::try_from(secs.max(1)).unwrap_or(i32::MAX)
 }
 
-fn term_i32(term: u64) -> i32 {
-    i32::try_from(term).unwrap_or(i32::MAX)
-}
-
 fn set_holder(lease: &mut Lease, holder: &Holder) {
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     spec.holder_identity = Some(holder.identity.clone());
     let annotations = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    // A write that names a holder is no release.
+    annotations.remove(ANNOTATION_RELEASED_TERM);
     match &holder.pod_uid {
         Some(uid) => annotations.insert(ANNOTATION_HOLDER_UID.to_owned(), uid.clone()),
         None => annotations.remove(ANNOTATION_HOLDER_UID),
@@ -213,8 +265,8 @@ fn ensure_labels(lease: &mut Lease, pool: &str) {
 }
 
 /// Body of the create of a missing Lease, acquired by `holder` with `term` (which must be above
-/// any term the pool had before: docs/PROTOCOL.md §3). A create is conditional by nature: a 409 means the
-/// Lease exists.
+/// any term the pool had before: docs/PROTOCOL.md §3). A create is conditional by nature: a 409
+/// means the Lease exists. Fails for a term above [`MAX_TERM`].
 pub fn create(
     namespace: &str,
     pool: &str,
@@ -222,7 +274,7 @@ pub fn create(
     now: jiff::Timestamp,
     lease_duration: Duration,
     term: u64,
-) -> Lease {
+) -> Result<Lease, TermOverflow> {
     // A create writes what an acquisition of an empty Lease of that name writes.
     let missing = Lease {
         metadata: ObjectMeta {
@@ -257,7 +309,7 @@ fn held_for(observed: &Lease, pool: &str, now: jiff::Timestamp, duration: Durati
 
 /// Body of an acquisition of an observed Lease (empty, expired, or handed over) with a new
 /// `term`: the observed term + 1, or more when the pool's high-water mark is higher
-/// (see [`super::decision`]).
+/// (see [`next_term`]). Fails for a term above [`MAX_TERM`].
 pub fn acquire(
     observed: &Lease,
     pool: &str,
@@ -265,13 +317,18 @@ pub fn acquire(
     now: jiff::Timestamp,
     lease_duration: Duration,
     term: u64,
-) -> Lease {
+) -> Result<Lease, TermOverflow> {
+    let transitions = checked_term(term)?;
     // An acquisition writes what a renewal writes, and starts a new term.
     let mut lease = renew(observed, pool, holder, now, lease_duration);
+    if let Some(annotations) = lease.metadata.annotations.as_mut() {
+        // A hold belongs to the term that set it.
+        annotations.remove(ANNOTATION_MIN_HOLD_UNTIL);
+    }
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     spec.acquire_time = Some(MicroTime(now));
-    spec.lease_transitions = Some(term_i32(term));
-    lease
+    spec.lease_transitions = Some(transitions);
+    Ok(lease)
 }
 
 /// Body of a renewal by the current holder: `renewTime` moves, the term stays. Also used when a
@@ -288,40 +345,67 @@ pub fn renew(
     lease
 }
 
-/// Body of a release: an empty holder, so that a standby may take it at once (docs/PROTOCOL.md §5). The
-/// term stays.
+/// The observed term, as the release marker's value.
+fn observed_term(observed: &Lease) -> String {
+    LeaseRecord::from_lease(observed).term.to_string()
+}
+
+/// Body of a release: an empty holder and the release marker naming the term it ends, in one
+/// write, so that a standby may take it at once (docs/PROTOCOL.md §5). The term stays. Write
+/// it only when the work of this term has stopped, every descendant included.
 pub fn release(observed: &Lease, pool: &str, now: jiff::Timestamp) -> Lease {
     let mut lease = base(observed, pool);
+    let term = observed_term(observed);
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     spec.holder_identity = None;
     spec.renew_time = Some(MicroTime(now));
-    if let Some(annotations) = lease.metadata.annotations.as_mut() {
-        annotations.remove(ANNOTATION_HOLDER_UID);
-        annotations.remove(ANNOTATION_SESSION);
-        annotations.insert(
-            ANNOTATION_RENEWER.to_owned(),
-            Renewer::SelfRenewing.as_str().to_owned(),
-        );
-    }
+    let annotations = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.remove(ANNOTATION_HOLDER_UID);
+    annotations.remove(ANNOTATION_SESSION);
+    annotations.remove(ANNOTATION_MIN_HOLD_UNTIL);
+    annotations.insert(
+        ANNOTATION_RENEWER.to_owned(),
+        Renewer::SelfRenewing.as_str().to_owned(),
+    );
+    annotations.insert(ANNOTATION_RELEASED_TERM.to_owned(), term);
     lease
 }
 
-/// Body of a release under `--min-hold` (docs/PROTOCOL.md §5): the holder stays recorded, with a
-/// `leaseDurationSeconds` that covers the rest of the minimum hold, so that nobody takes the
-/// lease before `acquireTime + min_hold` (on their own clocks, from when they see this write).
+/// Body of a release under `--min-hold` (docs/PROTOCOL.md §5): the work has stopped (the release
+/// marker names the term), but the holder stays recorded until `hold_until` (on the API
+/// server's clock), so that other copies of the same tick skip or wait; a copy that sees the
+/// hold over takes the lease at once. `leaseDurationSeconds` covers the `remaining` hold, so a
+/// reader that cannot judge `hold_until` still waits no longer than the hold.
 pub fn release_with_min_hold(
     observed: &Lease,
     pool: &str,
     now: jiff::Timestamp,
+    hold_until: jiff::Timestamp,
     remaining: Duration,
 ) -> Lease {
-    held_for(observed, pool, now, remaining)
+    let mut lease = held_for(observed, pool, now, remaining);
+    let term = observed_term(observed);
+    let annotations = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.insert(ANNOTATION_RELEASED_TERM.to_owned(), term);
+    annotations.insert(ANNOTATION_MIN_HOLD_UNTIL.to_owned(), hold_until.to_string());
+    lease
 }
 
-/// Body of a gate-mode handover (docs/EXEC.md): the holder stays, the controller renews from now on.
-pub fn hand_to_controller(observed: &Lease, pool: &str, now: jiff::Timestamp) -> Lease {
+/// Body of a gate-mode handover (docs/EXEC.md): the holder stays, the controller renews from now
+/// on. `hold_until` records a `--min-hold` (on the API server's clock) for the controller to
+/// honour when it releases for the pod.
+pub fn hand_to_controller(
+    observed: &Lease,
+    pool: &str,
+    now: jiff::Timestamp,
+    hold_until: Option<jiff::Timestamp>,
+) -> Lease {
     let mut lease = base(observed, pool);
     let annotations = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    match hold_until {
+        Some(until) => annotations.insert(ANNOTATION_MIN_HOLD_UNTIL.to_owned(), until.to_string()),
+        None => annotations.remove(ANNOTATION_MIN_HOLD_UNTIL),
+    };
     annotations.insert(
         ANNOTATION_RENEWER.to_owned(),
         Renewer::Controller.as_str().to_owned(),
@@ -334,7 +418,7 @@ pub fn hand_to_controller(observed: &Lease, pool: &str, now: jiff::Timestamp) ->
 }
 
 /// Body of a controller handover (docs/PROTOCOL.md §8): the controller gives the lease to `to` (a pod),
-/// a new `term`, `renewer: controller`.
+/// a new `term`, `renewer: controller`. Fails for a term above [`MAX_TERM`].
 pub fn controller_handover(
     observed: &Lease,
     pool: &str,
@@ -343,7 +427,7 @@ pub fn controller_handover(
     now: jiff::Timestamp,
     lease_duration: Duration,
     term: u64,
-) -> Lease {
+) -> Result<Lease, TermOverflow> {
     let holder = Holder {
         identity: to_identity.to_owned(),
         pod_uid: to_pod_uid.map(str::to_owned),
@@ -378,7 +462,7 @@ mod tests {
 
     #[test]
     fn create_carries_labels_annotations_and_term() {
-        let lease = create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 7);
+        let lease = create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 7).unwrap();
         assert_eq!(lease.metadata.resource_version, None);
         let r = LeaseRecord::from_lease(&lease);
         assert!(r.managed);
@@ -402,7 +486,7 @@ mod tests {
     #[test]
     fn writes_keep_the_observed_resource_version() {
         let held = observed(
-            create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 3),
+            create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 3).unwrap(),
             "42",
         );
         let other = Holder {
@@ -412,11 +496,11 @@ mod tests {
             renewer: Renewer::SelfRenewing,
         };
         let bodies = [
-            acquire(&held, "pool", &other, ts(20), Duration::from_secs(15), 4),
+            acquire(&held, "pool", &other, ts(20), Duration::from_secs(15), 4).unwrap(),
             renew(&held, "pool", &me(), ts(2), Duration::from_secs(15)),
             release(&held, "pool", ts(3)),
-            release_with_min_hold(&held, "pool", ts(3), Duration::from_millis(4500)),
-            hand_to_controller(&held, "pool", ts(3)),
+            release_with_min_hold(&held, "pool", ts(3), ts(8), Duration::from_millis(4500)),
+            hand_to_controller(&held, "pool", ts(3), None),
             controller_handover(
                 &held,
                 "pool",
@@ -425,7 +509,8 @@ mod tests {
                 ts(3),
                 Duration::from_secs(15),
                 4,
-            ),
+            )
+            .unwrap(),
         ];
         for body in &bodies {
             assert_eq!(body.metadata.resource_version.as_deref(), Some("42"));
@@ -440,11 +525,14 @@ mod tests {
             (ren.term, ren.acquire_time, ren.renew_time),
             (3, Some(ts(0)), Some(ts(2)))
         );
-        assert_eq!((rel.term, rel.holder, rel.session), (3, None, None));
+        assert_eq!((rel.term, &rel.holder, &rel.session), (3, &None, &None));
+        assert!(rel.is_released());
         assert_eq!(
             (hold.holder.as_deref(), hold.lease_duration_seconds),
             (Some("pod-a"), Some(5))
         );
+        assert!(!hold.is_released());
+        assert_eq!(hold.min_hold_release(), Some(ts(8)));
         assert_eq!(
             (gate.term, gate.renewer, gate.session),
             (3, Renewer::Controller, None)
@@ -456,10 +544,10 @@ mod tests {
 
     #[test]
     fn unmanaged_lease_is_recognised() {
-        let mut lease = create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 1);
+        let mut lease = create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 1).unwrap();
         lease.metadata.labels = None;
         assert!(!LeaseRecord::from_lease(&lease).managed);
-        let mut lease = create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 1);
+        let mut lease = create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 1).unwrap();
         lease
             .metadata
             .labels
@@ -471,7 +559,7 @@ mod tests {
 
     #[test]
     fn empty_holder_identity_means_not_held() {
-        let mut lease = create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 1);
+        let mut lease = create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 1).unwrap();
         lease.spec.as_mut().unwrap().holder_identity = Some(String::new());
         assert!(!LeaseRecord::from_lease(&lease).is_held());
     }
@@ -482,5 +570,137 @@ mod tests {
         assert_eq!(duration_seconds(Duration::from_millis(1500)), 2);
         assert_eq!(duration_seconds(Duration::from_secs(15)), 15);
         assert_eq!(duration_seconds(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn only_a_marked_release_of_this_term_is_released() {
+        let held = observed(
+            create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 3).unwrap(),
+            "42",
+        );
+        let record = LeaseRecord::from_lease(&held);
+        assert!(!record.is_released());
+        assert_eq!(record.released_term, None);
+
+        let released = release(&held, "pool", ts(1));
+        let record = LeaseRecord::from_lease(&released);
+        assert_eq!(record.released_term, Some(3));
+        assert!(record.is_released());
+
+        // An empty holder written by someone else (`kubectl patch`) has no marker.
+        let mut cleared = held.clone();
+        cleared.spec.as_mut().unwrap().holder_identity = None;
+        assert!(!LeaseRecord::from_lease(&cleared).is_released());
+
+        // A marker left from an earlier term does not free a later one.
+        let mut stale = released.clone();
+        stale.spec.as_mut().unwrap().lease_transitions = Some(4);
+        assert!(!LeaseRecord::from_lease(&stale).is_released());
+    }
+
+    #[test]
+    fn any_write_naming_a_holder_removes_the_release_marker() {
+        let released = observed(
+            release(
+                &create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 3).unwrap(),
+                "pool",
+                ts(1),
+            ),
+            "43",
+        );
+        let acquired = acquire(&released, "pool", &me(), ts(2), Duration::from_secs(15), 4);
+        let renewed = renew(&released, "pool", &me(), ts(2), Duration::from_secs(15));
+        for body in [acquired.unwrap(), renewed] {
+            let record = LeaseRecord::from_lease(&body);
+            assert_eq!(record.released_term, None);
+            assert!(!record.is_released());
+            assert!(
+                !body
+                    .metadata
+                    .annotations
+                    .unwrap()
+                    .contains_key(ANNOTATION_RELEASED_TERM)
+            );
+        }
+    }
+
+    #[test]
+    fn a_min_hold_recorded_by_the_gate_is_kept_by_renewals_and_dropped_by_a_new_term() {
+        let held = observed(
+            create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 3).unwrap(),
+            "42",
+        );
+        let gated = observed(
+            hand_to_controller(&held, "pool", ts(1), Some(ts(600))),
+            "43",
+        );
+        let record = LeaseRecord::from_lease(&gated);
+        assert_eq!(record.min_hold_until, Some(ts(600)));
+        // A live holder's hold frees nothing.
+        assert_eq!(record.min_hold_release(), None);
+        let renewed = renew(&gated, "pool", &me(), ts(2), Duration::from_secs(15));
+        assert_eq!(
+            LeaseRecord::from_lease(&renewed).min_hold_until,
+            Some(ts(600))
+        );
+        let next = acquire(&gated, "pool", &me(), ts(3), Duration::from_secs(15), 4).unwrap();
+        assert_eq!(LeaseRecord::from_lease(&next).min_hold_until, None);
+    }
+
+    #[test]
+    fn a_term_past_i32_max_is_refused_not_saturated() {
+        assert_eq!(next_term(Some(MAX_TERM - 1), None), Ok(MAX_TERM));
+        assert_eq!(
+            next_term(Some(MAX_TERM), None),
+            Err(TermOverflow { term: MAX_TERM + 1 })
+        );
+        assert_eq!(
+            next_term(Some(1), Some(MAX_TERM)),
+            Err(TermOverflow { term: MAX_TERM + 1 })
+        );
+        let held = create(
+            "ns",
+            "pool",
+            &me(),
+            ts(0),
+            Duration::from_secs(15),
+            MAX_TERM,
+        )
+        .unwrap();
+        assert_eq!(LeaseRecord::from_lease(&held).term, MAX_TERM);
+        assert!(
+            create(
+                "ns",
+                "pool",
+                &me(),
+                ts(0),
+                Duration::from_secs(15),
+                MAX_TERM + 1
+            )
+            .is_err()
+        );
+        assert!(
+            acquire(
+                &held,
+                "pool",
+                &me(),
+                ts(1),
+                Duration::from_secs(15),
+                MAX_TERM + 1
+            )
+            .is_err()
+        );
+        assert!(
+            controller_handover(
+                &held,
+                "pool",
+                "pod-b",
+                None,
+                ts(1),
+                Duration::from_secs(15),
+                MAX_TERM + 1
+            )
+            .is_err()
+        );
     }
 }
