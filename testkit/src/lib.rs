@@ -27,6 +27,8 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod controller_bench;
+pub mod controller_process;
 pub mod convert;
 pub mod crd;
 pub mod delete;
