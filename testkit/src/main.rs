@@ -39,11 +39,15 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         retained_events: usize,
     },
-    /// The local demo: this server, three zen-lead-exec replicas, a handover and a failover.
+    /// The local demo: this server, zen-lead-controller, three zen-lead-exec replicas and three
+    /// annotation-only pods; handovers and failovers with measured times.
     Demo {
         /// The zen-lead-exec binary (default: next to this executable).
         #[arg(long)]
         exec: Option<PathBuf>,
+        /// The zen-lead-controller binary (default: next to this executable).
+        #[arg(long)]
+        controller: Option<PathBuf>,
     },
     /// Measure zen-lead-controller: memory, convergence and steady-state requests at scale.
     BenchController {
@@ -127,7 +131,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             drop(server);
             Ok(())
         }
-        Command::Demo { exec } => zen_lead_testkit::demo::run(exec).await,
+        Command::Demo { exec, controller } => {
+            zen_lead_testkit::demo::run(zen_lead_testkit::demo::Binaries { exec, controller })
+                .await
+        }
         Command::BenchController {
             pools,
             pods_per_pool,
