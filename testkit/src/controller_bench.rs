@@ -111,7 +111,8 @@ fn request(phase: &'static str) -> impl FnOnce(kube::Error) -> ControllerBenchEr
 /// Runs the benchmark and returns the report table.
 pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
     let exe = controller_process::locate(options.controller.clone())?;
-    let dir = std::env::temp_dir().join(format!("zen-lead-bench-controller-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("zen-lead-bench-controller-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let kubeconfig = dir.join("kubeconfig");
     let server = TestServer::builder()
@@ -245,7 +246,9 @@ pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
         "convergence: first pod Ready -> all led, all roles",
         format!(
             "{} ms",
-            converged_at.saturating_duration_since(burst_start).as_millis()
+            converged_at
+                .saturating_duration_since(burst_start)
+                .as_millis()
         ),
     );
     row(
@@ -253,13 +256,19 @@ pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
         format!("{:.1}", total as f64 / seconds),
     );
     for (verb, n) in &verbs {
-        row(&format!("  {verb}/s"), format!("{:.1}", *n as f64 / seconds));
+        row(
+            &format!("  {verb}/s"),
+            format!("{:.1}", *n as f64 / seconds),
+        );
     }
     row(
         "steady-state API requests/s per pool",
         format!("{:.3}", total as f64 / seconds / options.pools as f64),
     );
-    row("reconcile errors (metric)", format!("{reconcile_errors:.0}"));
+    row(
+        "reconcile errors (metric)",
+        format!("{reconcile_errors:.0}"),
+    );
     row(
         "exit after SIGTERM",
         exit.map_or("did not exit".into(), |s| s.to_string()),
@@ -299,8 +308,8 @@ async fn install(
     names.push("zen-lead-system".into());
     names.dedup();
     for name in names {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))
-            .unwrap_or_default();
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap_or_default();
         namespaces
             .create(&PostParams::default(), &ns)
             .await
@@ -364,7 +373,11 @@ async fn converged(
         .boxed();
     let mut events = stream::select(pod_events, policy_events);
     let (mut with_role, mut led) = (HashSet::new(), HashSet::new());
-    while let Some(event) = events.try_next().await.map_err(ControllerBenchError::Watch)? {
+    while let Some(event) = events
+        .try_next()
+        .await
+        .map_err(ControllerBenchError::Watch)?
+    {
         match event {
             Seen::Pod(uid, true) => {
                 with_role.insert(uid);

@@ -117,7 +117,12 @@ impl Launch {
             source,
         })?;
         let child = Command::new(&self.exe)
-            .args(["--identity", &self.identity, "--namespace", "zen-lead-system"])
+            .args([
+                "--identity",
+                &self.identity,
+                "--namespace",
+                "zen-lead-system",
+            ])
             .arg("--metrics-addr")
             .arg(metrics.to_string())
             .args(&self.args)

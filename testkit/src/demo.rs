@@ -206,7 +206,9 @@ impl Demo {
         // Let the leader work for a moment, so the heartbeat log has something to check.
         tokio::time::sleep(Duration::from_secs(1)).await;
 
-        step("Graceful handover: SIGTERM to the leader's zen-lead-exec (it stops its child, then releases)");
+        step(
+            "Graceful handover: SIGTERM to the leader's zen-lead-exec (it stops its child, then releases)",
+        );
         let graceful_from = Instant::now();
         self.replica(&first.identity)?
             .signal(nix::sys::signal::Signal::SIGTERM)?;
@@ -299,11 +301,7 @@ impl Demo {
         let mut table = String::new();
         let _ = writeln!(table, "  {:<34} {:>10}  bound", "event", "measured");
         let mut row = |event: &str, took: Duration, bound: &str| {
-            let _ = writeln!(
-                table,
-                "  {event:<34} {:>7} ms  {bound}",
-                took.as_millis()
-            );
+            let _ = writeln!(table, "  {event:<34} {:>7} ms  {bound}", took.as_millis());
         };
         row(
             "graceful handover",

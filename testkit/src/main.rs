@@ -132,8 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { exec, controller } => {
-            zen_lead_testkit::demo::run(zen_lead_testkit::demo::Binaries { exec, controller })
-                .await
+            zen_lead_testkit::demo::run(zen_lead_testkit::demo::Binaries { exec, controller }).await
         }
         Command::BenchController {
             pools,
