@@ -20,6 +20,31 @@ pub enum IdentityError {
         "cannot determine an identity: set --identity, ZEN_LEAD_IDENTITY or POD_NAME (no hostname available)"
     )]
     ResolveIdentity,
+    /// The pool's LeaderPolicy asks for a custom identity and none was given: falling back to
+    /// the pod name would silently break what the policy promises.
+    #[error(
+        "LeaderPolicy {pool} has identityStrategy: custom, but no identity was given: set --identity, or ZEN_LEAD_IDENTITY, or the pod annotation zen-lead/identity passed in as ZEN_LEAD_IDENTITY through the downward API (fieldRef metadata.annotations['zen-lead/identity'])"
+    )]
+    CustomIdentityMissing {
+        /// The pool (`namespace/name`).
+        pool: String,
+    },
+}
+
+/// For `identityStrategy: custom` (docs/EXEC.md): the identity must be given explicitly, as the
+/// flag or `ZEN_LEAD_IDENTITY` (which the downward API can fill from the pod's
+/// `zen-lead/identity` annotation). Never the pod name or the hostname.
+pub fn require_custom(
+    explicit: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+    pool: &str,
+) -> Result<String, IdentityError> {
+    match resolve_identity(explicit, env, || None) {
+        Ok((identity, IdentitySource::Explicit | IdentitySource::IdentityEnv)) => Ok(identity),
+        _ => Err(IdentityError::CustomIdentityMissing {
+            pool: pool.to_owned(),
+        }),
+    }
 }
 
 /// Where the identity came from, for logs.
@@ -161,6 +186,31 @@ mod tests {
             Err(IdentityError::ResolveIdentity)
         );
         assert_eq!(pod_uid(env_of(&[(ENV_POD_UID, "")])), None);
+    }
+
+    #[test]
+    fn custom_strategy_never_falls_back_to_the_pod_name() {
+        let pod_only = env_of(&[(ENV_POD_NAME, "pod-0"), (ENV_IDENTITY, " ")]);
+        let err = require_custom(None, &pod_only, "default/p").unwrap_err();
+        assert_eq!(
+            err,
+            IdentityError::CustomIdentityMissing {
+                pool: "default/p".into()
+            }
+        );
+        let message = err.to_string();
+        for way in ["--identity", "ZEN_LEAD_IDENTITY", "zen-lead/identity"] {
+            assert!(message.contains(way), "{message}");
+        }
+        assert_eq!(
+            require_custom(Some("flag-id"), &pod_only, "default/p"),
+            Ok("flag-id".into())
+        );
+        let env = env_of(&[(ENV_POD_NAME, "pod-0"), (ENV_IDENTITY, "from-annotation")]);
+        assert_eq!(
+            require_custom(None, &env, "default/p"),
+            Ok("from-annotation".into())
+        );
     }
 
     #[test]

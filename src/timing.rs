@@ -89,11 +89,50 @@ pub enum TimingError {
 impl TimingError {
     /// The same rule phrased with `LeaderPolicy` spec field names, for a status condition.
     pub fn spec_message(&self) -> String {
+        self.message_with(&Names {
+            lease_duration: "leaseDurationSeconds",
+            renew_deadline: "renewDeadlineSeconds",
+            retry_period: "retryPeriodSeconds",
+            kill_grace: "killGrace",
+        })
+    }
+
+    /// The same rule with each value named where it came from (a flag, a `LeaderPolicy` field,
+    /// a default), so that the message never names a flag the user did not pass.
+    pub fn message_with(&self, names: &Names<'_>) -> String {
         self.to_string()
-            .replace("--lease-duration", "leaseDurationSeconds")
-            .replace("--renew-deadline", "renewDeadlineSeconds")
-            .replace("--retry-period", "retryPeriodSeconds")
-            .replace("--kill-grace", "killGrace")
+            .replace("--lease-duration", names.lease_duration)
+            .replace("--renew-deadline", names.renew_deadline)
+            .replace("--retry-period", names.retry_period)
+            .replace("--kill-grace", names.kill_grace)
+    }
+}
+
+/// How [`TimingError::message_with`] names each value.
+#[derive(Debug, Clone, Copy)]
+pub struct Names<'a> {
+    /// The lease duration.
+    pub lease_duration: &'a str,
+    /// The renew deadline.
+    pub renew_deadline: &'a str,
+    /// The retry period.
+    pub retry_period: &'a str,
+    /// The kill grace.
+    pub kill_grace: &'a str,
+}
+
+/// The kill grace to use when none is given: `default`, or half of `leaseDuration −
+/// renewDeadline` where `default` would break `renewDeadline + killGrace < leaseDuration`
+/// (docs/EXEC.md `--kill-grace`). Returns it and whether it shrank.
+pub fn default_kill_grace(
+    lease_duration: Duration,
+    renew_deadline: Duration,
+    default: Duration,
+) -> (Duration, bool) {
+    if renew_deadline.saturating_add(default) < lease_duration {
+        (default, false)
+    } else {
+        (lease_duration.saturating_sub(renew_deadline) / 2, true)
     }
 }
 
@@ -266,6 +305,26 @@ mod tests {
                 (Err(e), Some(is)) => assert!(is(&e), "case {i}: unexpected error {e}"),
                 (got, _) => panic!("case {i}: unexpected result {got:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_default_kill_grace_shrinks_to_fit_fast_timings() {
+        // 15/10: the 3s default fits.
+        assert_eq!(default_kill_grace(s(15), s(10), s(3)), (s(3), false));
+        // 10/7 and the CRD-valid 6/4: half the gap.
+        assert_eq!(default_kill_grace(s(10), s(7), s(3)), (ms(1500), true));
+        assert_eq!(default_kill_grace(s(6), s(4), s(3)), (s(1), true));
+        for (lease, renew, retry) in [
+            (s(10), s(7), s(2)),
+            (s(6), s(4), s(1)),
+            (s(15), s(10), s(2)),
+        ] {
+            let (grace, _) = default_kill_grace(lease, renew, s(3));
+            assert!(
+                validate_with_kill_grace(lease, renew, retry, grace).is_ok(),
+                "{lease:?}/{renew:?}/{retry:?} with {grace:?}"
+            );
         }
     }
 

@@ -197,6 +197,30 @@ fn gate_refuses_to_skip() {
     );
 }
 
+/// Guards docs/EXEC.md (gate mode): the flags that mean nothing without a command are refused,
+/// given as flags or as env vars.
+#[test]
+fn gate_refuses_flags_that_need_a_command() {
+    let s = Scratch::new("bad");
+    for flag in [
+        &["--rejoin"][..],
+        &["--signal-group"],
+        &["--stop-signal", "SIGINT"],
+        &["--kill-grace", "1s"],
+    ] {
+        let mut args = vec!["gate", "--pool", "p"];
+        args.extend_from_slice(flag);
+        assert_bad(&s, &args, &[], 64, flag[0]);
+    }
+    assert_bad(
+        &s,
+        &["gate", "--pool", "p"],
+        &[("ZEN_LEAD_REJOIN", "true")],
+        64,
+        "--rejoin",
+    );
+}
+
 #[test]
 fn help_exits_zero() {
     let s = Scratch::new("bad");

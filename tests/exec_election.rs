@@ -4,111 +4,11 @@
 
 mod exec_support;
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use exec_support::*;
 use nix::sys::signal::Signal;
 use zen_lead::api::Renewer;
-
-struct Pool {
-    api: ApiServer,
-    scratch: Scratch,
-    name: String,
-    hb: PathBuf,
-}
-
-impl Pool {
-    fn new(name: &str) -> Self {
-        let scratch = Scratch::new(name);
-        let hb = scratch.path("heartbeats");
-        let _ = scratch.script("hb.sh", zen_lead_testkit::heartbeat::SCRIPT);
-        Self {
-            api: ApiServer::start(),
-            scratch,
-            name: name.to_owned(),
-            hb,
-        }
-    }
-
-    /// A heartbeat replica with `identity` and extra flags.
-    fn replica(&self, identity: &str, extra: &[&str], pid1: bool) -> Wrapper {
-        self.api
-            .launch(&self.scratch, identity)
-            .args(["--pool", self.name.as_str(), "--identity", identity])
-            .args(FAST)
-            .args(extra.iter().copied())
-            .env("HB", self.hb.to_string_lossy())
-            .arg_path(&self.scratch.path("hb.sh"))
-            .pid1_when(pid1)
-            .spawn()
-    }
-
-    /// `n` heartbeat replicas `r0`, `r1`, … with no extra flags.
-    fn replicas(&self, n: usize, pid1: bool) -> Vec<Wrapper> {
-        (0..n)
-            .map(|i| self.replica(&format!("r{i}"), &[], pid1))
-            .collect()
-    }
-
-    fn heartbeats(&self) -> String {
-        std::fs::read_to_string(&self.hb).unwrap_or_default()
-    }
-
-    fn terms(&self) -> Vec<Interval> {
-        intervals(&self.heartbeats())
-    }
-
-    fn holder(&self) -> Option<String> {
-        self.api.lease(&self.name).and_then(|r| r.holder)
-    }
-
-    /// Waits until the child of a term above `after` has beaten `beats` times; returns it.
-    fn wait_for_term_after(&self, after: u64, beats: usize) -> Interval {
-        let mut found = None;
-        eventually(&format!("a child of a term after {after} to run"), || {
-            let text = self.heartbeats();
-            let Some(last) = intervals(&text).last().cloned() else {
-                return false;
-            };
-            let n = text
-                .lines()
-                .filter(|l| l.starts_with(&format!("{},beat,", last.term)))
-                .count();
-            let ok = last.term > after && n >= beats;
-            found = Some(last);
-            ok
-        });
-        found.expect("a term")
-    }
-
-    /// Waits until a child of a term after `first`'s has beaten `beats` times, and checks that
-    /// another replica runs it.
-    fn wait_for_successor(&self, first: &Interval, beats: usize) {
-        let second = self.wait_for_term_after(first.term, beats);
-        assert_ne!(first.identity, second.identity);
-    }
-
-    /// Waits for the first running leader; returns its identity.
-    fn wait_for_running_leader(&self, beats: usize) -> String {
-        self.wait_for_term_after(0, beats).identity
-    }
-
-    fn check(&self) -> Vec<Interval> {
-        check_single_active(&self.heartbeats())
-    }
-}
-
-fn now_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos()
-}
-
-fn index_of(identity: &str) -> usize {
-    identity.trim_start_matches('r').parse().expect("rN")
-}
 
 #[test]
 fn five_replicas_exactly_one_child_runs() {
@@ -360,7 +260,7 @@ fn gate_hands_renewal_to_the_controller() {
         .api
         .launch(&pool.scratch, "gate")
         .args(["gate", "--pool", "gate", "--identity", "pod-g"])
-        .args(FAST)
+        .args(FAST_TIMINGS)
         .spawn();
     assert_eq!(gate.exit_code(), 0, "{}", gate.stderr());
     let record = pool.api.lease("gate").expect("lease");
@@ -637,8 +537,9 @@ fn unset_timings_come_from_the_leader_policy() {
         "kubectl apply the CRD: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // 12s lease, 10s renew deadline: with the default 3s kill grace the child could outlive
-    // the lease, so the wrapper must refuse, naming the numbers it read from the policy.
+    // 12s lease, 10s renew deadline: a 3s kill grace would let the child outlive the lease, so
+    // the default shrinks to fit, and an explicit 3s is refused, naming where each number came
+    // from.
     let policy = "apiVersion: coordination.kube-zen.io/v1alpha1\nkind: LeaderPolicy\nmetadata:\n  name: policy\n  namespace: default\nspec:\n  leaseDurationSeconds: 12\n  renewDeadlineSeconds: 10\n  retryPeriodSeconds: 2\n";
     // The CRD is served once established: retry the apply until it is.
     eventually("the LeaderPolicy to be accepted", || {
@@ -667,15 +568,17 @@ fn unset_timings_come_from_the_leader_policy() {
             .args(["--", "true"])
             .spawn()
     };
-    let mut refused = launch(&[]);
+    let mut refused = launch(&["--kill-grace", "3s"]);
     assert_eq!(refused.exit_code(), 78, "{}", refused.stderr());
     let stderr = refused.stderr();
     assert!(
         stderr.contains(
-            "--renew-deadline (10s) plus --kill-grace (3s) must be less than --lease-duration (12s)"
+            "renewDeadlineSeconds of LeaderPolicy default/policy (10s) plus --kill-grace (3s) must be less than leaseDurationSeconds of LeaderPolicy default/policy (12s)"
         ),
         "{stderr}"
     );
+    let mut shrunk = launch(&[]);
+    assert_eq!(shrunk.exit_code(), 0, "{}", shrunk.stderr());
     // A shorter kill grace fits the policy; a flag overrides one policy value.
     let mut fits = launch(&["--kill-grace", "1s"]);
     assert_eq!(fits.exit_code(), 0, "{}", fits.stderr());
@@ -729,4 +632,136 @@ fn sigterm_then_lease_loss_with_rejoin_exits_instead_of_rejoining() {
     );
     assert_eq!(terms.len(), 1, "{terms:?}");
     assert_eq!(terms[0].term, first.term);
+}
+
+/// Guards docs/PROTOCOL.md §5 (`--min-hold`): a copy that starts within the hold skips; a copy
+/// that starts after the hold has ended runs at once instead of waiting out the hold again.
+#[test]
+fn min_hold_copy_within_the_hold_skips_and_one_after_it_runs_at_once() {
+    let pool = Pool::new("nightly");
+    let ran = pool.scratch.path("ran");
+    let job = pool.scratch.script(
+        "job.sh",
+        &format!(
+            "#!/bin/sh\necho \"$ZEN_LEAD_IDENTITY $ZEN_LEAD_TERM\" >> {}\n",
+            ran.display()
+        ),
+    );
+    let hold = Duration::from_secs(8);
+    let copy = |identity: &str, extra: &[&str]| {
+        pool.api
+            .launch(&pool.scratch, identity)
+            .args(["--pool", "nightly", "--identity", identity])
+            .args(FAST)
+            .args(["--on-follower", "skip", "--min-hold", "8s"])
+            .args(extra.iter().copied())
+            .arg_path(&job)
+            .spawn()
+    };
+    let started = std::time::Instant::now();
+    let mut first = copy("tick1", &[]);
+    assert_eq!(first.exit_code(), 0, "{}", first.stderr());
+    let runs = || {
+        std::fs::read_to_string(&ran)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(runs(), 1);
+    let mut within = copy("tick1-late", &[]);
+    assert_eq!(within.exit_code(), 0, "{}", within.stderr());
+    assert!(within.stderr().contains("skipping"), "{}", within.stderr());
+    assert_eq!(runs(), 1, "a copy within the hold ran");
+    // The next tick, after the hold. Waiting out the hold again (8s) would pass the
+    // --wait-timeout and exit 75.
+    std::thread::sleep((hold + Duration::from_secs(1)).saturating_sub(started.elapsed()));
+    let mut next = copy("tick2", &["--wait-timeout", "6s"]);
+    assert_eq!(next.exit_code(), 0, "{}", next.stderr());
+    assert!(!next.stderr().contains("skipping"), "{}", next.stderr());
+    assert_eq!(runs(), 2, "the copy after the hold did not run");
+}
+
+/// Guards docs/EXEC.md `--kill-grace`: the documented fast LeaderPolicy timings (10/7/2, and the
+/// CRD-valid 6/4/1) run with no flags at all, the default kill grace shrinking to fit.
+#[test]
+fn fast_leader_policy_timings_run_with_no_flags() {
+    let pool = Pool::new("fast");
+    pool.api.kubectl_ok(&[
+        "apply",
+        "-f",
+        &repo_path("config/crd/bases").to_string_lossy(),
+    ]);
+    for (name, lease, renew, retry) in [("fast-a", 10, 7, 2), ("fast-b", 6, 4, 1)] {
+        pool.api.apply(&format!(
+            "apiVersion: coordination.kube-zen.io/v1alpha1\nkind: LeaderPolicy\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  leaseDurationSeconds: {lease}\n  renewDeadlineSeconds: {renew}\n  retryPeriodSeconds: {retry}\n"
+        ));
+        let mut w = pool
+            .api
+            .launch(&pool.scratch, name)
+            .args(["--pool", name, "--identity", "r0", "--", "true"])
+            .spawn();
+        assert_eq!(w.exit_code(), 0, "{name}: {}", w.stderr());
+        assert_eq!(
+            pool.api.lease(name).and_then(|r| r.lease_duration_seconds),
+            Some(lease),
+            "{name}: the lease carries the policy's duration"
+        );
+    }
+}
+
+/// Guards docs/EXEC.md `--identity`: with `identityStrategy: custom` and no identity given, the
+/// wrapper exits 78 naming the three ways to give one, and never falls back to the pod name.
+#[test]
+fn custom_identity_strategy_requires_an_identity() {
+    let pool = Pool::new("custom");
+    pool.api.kubectl_ok(&[
+        "apply",
+        "-f",
+        &repo_path("config/crd/bases").to_string_lossy(),
+    ]);
+    pool.api.apply("apiVersion: coordination.kube-zen.io/v1alpha1\nkind: LeaderPolicy\nmetadata:\n  name: custom\n  namespace: default\nspec:\n  identityStrategy: custom\n");
+    let marker = pool.scratch.path("ran");
+    let touch = format!("touch {}", marker.display());
+    let launch = |name: &str| {
+        pool.api
+            .launch(&pool.scratch, name)
+            .args(["--pool", "custom"])
+            .env("POD_NAME", "pod-0")
+            .args(["--", "sh", "-c", touch.as_str()])
+    };
+    let mut refused = launch("no-identity").spawn();
+    assert_eq!(refused.exit_code(), 78, "{}", refused.stderr());
+    let stderr = refused.stderr();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for way in ["--identity", "ZEN_LEAD_IDENTITY", "zen-lead/identity"] {
+        assert!(stderr.contains(way), "{stderr}");
+    }
+    assert!(!marker.exists(), "the command ran");
+    assert!(pool.api.lease("custom").is_none(), "it campaigned");
+    let mut given = launch("identity")
+        .env("ZEN_LEAD_IDENTITY", "worker-blue")
+        .spawn();
+    assert_eq!(given.exit_code(), 0, "{}", given.stderr());
+    assert!(marker.exists(), "the command did not run");
+    assert_eq!(
+        pool.api.lease("custom").and_then(|r| r.released_term),
+        Some(1),
+        "released"
+    );
+}
+
+/// Guards docs/EXEC.md (PID 1 duties): a wrapper that is not PID 1 warns once, before its
+/// first child, that its command's descendants would outlive a SIGKILL of the wrapper.
+#[test]
+fn not_pid_1_warns_once() {
+    let pool = Pool::new("not-pid1");
+    let mut w = pool
+        .api
+        .launch(&pool.scratch, "r0")
+        .args(["--pool", "not-pid1", "--identity", "r0"])
+        .args(FAST)
+        .args(["--", "true"])
+        .spawn();
+    assert_eq!(w.exit_code(), 0, "{}", w.stderr());
+    assert_eq!(w.stderr().matches("not PID 1").count(), 1, "{}", w.stderr());
 }

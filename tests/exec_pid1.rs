@@ -367,3 +367,30 @@ fn forwards_real_time_signals() {
     w.signal(Signal::SIGTERM);
     assert_eq!(w.exit_code(), 0, "{}", w.stderr());
 }
+
+/// Guards the rule that a test never skips silently: without `unshare`, the PID 1 tests skip on
+/// a developer's machine but fail when `CI` is set.
+#[test]
+fn missing_unshare_fails_under_ci_instead_of_skipping() {
+    assert_eq!(skip_or_fail(true, true), Ok(false));
+    assert_eq!(skip_or_fail(true, false), Ok(false));
+    assert_eq!(skip_or_fail(false, false), Ok(true));
+    let failure = skip_or_fail(false, true).unwrap_err();
+    assert!(failure.contains("unshare"), "{failure}");
+}
+
+/// Guards docs/EXEC.md (PID 1 duties): as PID 1 the wrapper does not warn about not being PID 1.
+#[test]
+fn pid1_does_not_warn_about_not_being_pid1() {
+    if skip_without_unshare() {
+        return;
+    }
+    let api = ApiServer::start();
+    let scratch = Scratch::new("pid1-warn");
+    let mut w = spawn_sh(&api, &scratch, "pid1-warn", "pid1-warn", "true", true);
+    assert_eq!(w.exit_code(), 0, "{}", w.stderr());
+    assert!(!w.stderr().contains("not PID 1"), "{}", w.stderr());
+    let mut plain = spawn_sh(&api, &scratch, "pid1-warn", "plain", "true", false);
+    assert_eq!(plain.exit_code(), 0, "{}", plain.stderr());
+    assert!(plain.stderr().contains("not PID 1"), "{}", plain.stderr());
+}

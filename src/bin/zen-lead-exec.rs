@@ -16,8 +16,11 @@ fn main() -> ExitCode {
             return ExitCode::from(error.exit_code());
         }
     };
-    exec::log::init(config.log_format);
-    match exec::run(*config) {
+    let log = exec::log::init(config.log_format);
+    let result = exec::run(*config);
+    // Flush what is queued before the last line, so that it comes last.
+    drop(log);
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("zen-lead-exec: {}", exec::one_line(&error));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
-use crate::api::LeaderPolicy;
+use crate::api::{IdentityStrategy, LeaderPolicy};
 use crate::client::ClientError;
 use crate::lease::Timing;
 use crate::lease::record::LeaseRecord;
@@ -89,14 +89,23 @@ pub fn namespace(flag: Option<&str>, client: &kube::Client) -> String {
         .unwrap_or_else(|| client.default_namespace().to_owned())
 }
 
-/// The pool's timings from its LeaderPolicy; the defaults when it does not exist (or the CRD is
-/// not installed). Denial and an unreachable API server are errors: the campaign would fail the
+/// What the wrapper takes from the pool's LeaderPolicy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// `leaseDurationSeconds`, `renewDeadlineSeconds`, `retryPeriodSeconds`.
+    pub timing: Timing,
+    /// `identityStrategy`.
+    pub identity_strategy: IdentityStrategy,
+}
+
+/// The pool's LeaderPolicy settings; `None` when it does not exist (or the CRD is not
+/// installed). Denial and an unreachable API server are errors: the campaign would fail the
 /// same way, and saying so before it is clearer.
-pub async fn policy_timing(
+pub async fn policy(
     client: &kube::Client,
     namespace: &str,
     pool: &str,
-) -> Result<Timing, ApiError> {
+) -> Result<Option<PolicySettings>, ApiError> {
     let api: Api<LeaderPolicy> = Api::namespaced(client.clone(), namespace);
     let unreachable = |reason: String| ApiError::ReadPolicyUnreachable {
         pool: pool.to_owned(),
@@ -110,16 +119,19 @@ pub async fn policy_timing(
         Ok(Some(policy)) => {
             let spec = &policy.spec;
             let secs = |v: i32| Duration::from_secs(u64::try_from(v).unwrap_or(0));
-            tracing::debug!(pool, namespace, ?spec, "timings from LeaderPolicy");
-            Ok(Timing {
-                lease_duration: secs(spec.lease_duration_seconds),
-                renew_deadline: secs(spec.renew_deadline_seconds),
-                retry_period: secs(spec.retry_period_seconds),
-            })
+            tracing::debug!(pool, namespace, ?spec, "settings from LeaderPolicy");
+            Ok(Some(PolicySettings {
+                timing: Timing {
+                    lease_duration: secs(spec.lease_duration_seconds),
+                    renew_deadline: secs(spec.renew_deadline_seconds),
+                    retry_period: secs(spec.retry_period_seconds),
+                },
+                identity_strategy: spec.identity_strategy,
+            }))
         }
         Ok(None) => {
             tracing::debug!(pool, namespace, "no LeaderPolicy; default timings");
-            Ok(Timing::default())
+            Ok(None)
         }
         Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
             Err(ApiError::ReadPolicyForbidden {
@@ -132,32 +144,67 @@ pub async fn policy_timing(
             // 404 for the resource type itself (CRD not installed) and other answers: the API
             // server is there; the policy just cannot supply timings.
             tracing::debug!(pool, namespace, code = status.code, message = %status.message, "LeaderPolicy not readable; default timings");
-            Ok(Timing::default())
+            Ok(None)
         }
         Err(e) => Err(unreachable(super::one_line(&e))),
     }
 }
 
-/// Whether the pool's recorded holder looks dead by the wall clock (`renewTime +
-/// leaseDurationSeconds` in the past), and if so the record's lease duration.
+/// How the pool's recorded holder looks, by the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HolderLooks {
+    /// Renewed within its lease duration (or the Lease cannot be read).
+    Alive,
+    /// `renewTime + leaseDurationSeconds` is past, or its finished `--min-hold` has ended: the
+    /// record's lease duration.
+    Stale(Duration),
+    /// The Lease no longer names that holder (it moved on, perhaps to this very candidate).
+    Changed,
+}
+
+/// How `holder`, the pool's recorded holder, looks by the wall clock.
 ///
 /// Only a hint for `--on-follower skip|fail`: a CronJob copy skips at once when the holder looks
 /// alive, but waits for the elector's own (BOOTTIME) expiry judgement when the holder crashed
 /// without releasing, so that one crash does not make every later run skip. Never used to take
 /// the lease (docs/PROTOCOL.md §2).
-pub async fn stale_holder(client: &kube::Client, namespace: &str, pool: &str) -> Option<Duration> {
+pub async fn holder_looks(
+    client: &kube::Client,
+    namespace: &str,
+    pool: &str,
+    holder: &str,
+) -> HolderLooks {
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let lease = tokio::time::timeout(POLICY_READ_TIMEOUT, api.get_opt(pool))
-        .await
-        .ok()?
-        .ok()??;
+    let lease = match tokio::time::timeout(POLICY_READ_TIMEOUT, api.get_opt(pool)).await {
+        Ok(Ok(Some(lease))) => lease,
+        Ok(Ok(None)) => return HolderLooks::Changed,
+        _ => return HolderLooks::Alive,
+    };
     let record = LeaseRecord::from_lease(&lease);
-    record.holder.as_ref()?;
-    let renewed = record.renew_time.or(record.acquire_time)?;
-    let seconds = u64::try_from(record.lease_duration_seconds?).ok()?;
+    if record.holder.as_deref() != Some(holder) {
+        return HolderLooks::Changed;
+    }
+    looks(&record, jiff::Timestamp::now())
+}
+
+fn looks(record: &LeaseRecord, now: jiff::Timestamp) -> HolderLooks {
+    let Some(seconds) = record
+        .lease_duration_seconds
+        .and_then(|s| u64::try_from(s).ok())
+    else {
+        return HolderLooks::Alive;
+    };
     let duration = Duration::from_secs(seconds);
-    let expires = renewed
-        .checked_add(jiff::SignedDuration::try_from(duration).ok()?)
-        .ok()?;
-    (expires < jiff::Timestamp::now()).then_some(duration)
+    if record.min_hold_release().is_some_and(|until| until <= now) {
+        return HolderLooks::Stale(duration);
+    }
+    let expires = record
+        .renew_time
+        .or(record.acquire_time)
+        .zip(jiff::SignedDuration::try_from(duration).ok())
+        .and_then(|(renewed, d)| renewed.checked_add(d).ok());
+    match expires {
+        Some(expires) if expires < now => HolderLooks::Stale(duration),
+        _ => HolderLooks::Alive,
+    }
 }

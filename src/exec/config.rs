@@ -8,9 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use nix::sys::signal::Signal;
 
 use crate::lease::Timing;
-use crate::timing::{self, TimingError};
+use crate::timing::{self, Names, TimingError};
 
 /// Default `--kill-grace`: with the default 10s renew deadline it stays below the 15s lease.
+/// Where it would not (fast timings such as 10/7), it shrinks ([`timing::default_kill_grace`]).
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs a command only while this replica holds the pool's Lease.
@@ -74,12 +75,13 @@ pub struct Options {
     /// Keep the lease held until acquireTime + this, even after the child exits (CronJobs).
     #[arg(long, env = "ZEN_LEAD_MIN_HOLD", value_parser = parse_duration)]
     pub min_hold: Option<Duration>,
-    /// Time between the stop signal and SIGKILL when the lease is lost.
-    #[arg(long, env = "ZEN_LEAD_KILL_GRACE", value_parser = parse_duration, default_value = "3s")]
-    pub kill_grace: Duration,
-    /// Signal sent to the child when the lease is lost (name or number).
-    #[arg(long, env = "ZEN_LEAD_STOP_SIGNAL", value_parser = parse_signal, default_value = "SIGTERM")]
-    pub stop_signal: Signal,
+    /// Time between the stop signal and SIGKILL when the lease is lost [default: 3s, or half of
+    /// lease duration - renew deadline when 3s does not fit].
+    #[arg(long, env = "ZEN_LEAD_KILL_GRACE", value_parser = parse_duration)]
+    pub kill_grace: Option<Duration>,
+    /// Signal sent to the child when the lease is lost (name or number) [default: SIGTERM].
+    #[arg(long, env = "ZEN_LEAD_STOP_SIGNAL", value_parser = parse_signal)]
+    pub stop_signal: Option<Signal>,
     /// Forward signals to the child's whole process group instead of the child alone.
     #[arg(long, env = "ZEN_LEAD_SIGNAL_GROUP", value_parser = clap::builder::BoolishValueParser::new())]
     pub signal_group: bool,
@@ -131,15 +133,83 @@ pub struct TimingFlags {
     pub retry_period: Option<Duration>,
 }
 
+/// Where the timings a flag leaves unset come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback<'a> {
+    /// The pool's LeaderPolicy (`namespace/name`) supplied these.
+    Policy(&'a str, Timing),
+    /// No LeaderPolicy: the defaults (15s/10s/2s).
+    Defaults,
+}
+
+/// Resolved timings that break a rule; the message names where each value came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TimingConfigError {
+    /// The rule that is broken.
+    pub rule: TimingError,
+    message: String,
+}
+
 impl TimingFlags {
-    /// Fills unset flags from `fallback` and checks the result with the kill grace.
-    pub fn resolve(&self, fallback: Timing, kill_grace: Duration) -> Result<Timing, TimingError> {
-        timing::validate_with_kill_grace(
-            self.lease_duration.unwrap_or(fallback.lease_duration),
-            self.renew_deadline.unwrap_or(fallback.renew_deadline),
-            self.retry_period.unwrap_or(fallback.retry_period),
-            kill_grace,
-        )
+    /// Fills unset flags from `fallback`, picks the kill grace (the flag, else the default,
+    /// shrunk when it does not fit) and checks the result. Returns the timing and kill grace.
+    pub fn resolve(
+        &self,
+        fallback: Fallback<'_>,
+        kill_grace: Option<Duration>,
+    ) -> Result<(Timing, Duration), TimingConfigError> {
+        let (base, policy) = match fallback {
+            Fallback::Policy(name, timing) => (timing, Some(name)),
+            Fallback::Defaults => (Timing::default(), None),
+        };
+        let lease = self.lease_duration.unwrap_or(base.lease_duration);
+        let renew = self.renew_deadline.unwrap_or(base.renew_deadline);
+        let retry = self.retry_period.unwrap_or(base.retry_period);
+        let (grace, shrunk) = match kill_grace {
+            Some(grace) => (grace, false),
+            None => timing::default_kill_grace(lease, renew, DEFAULT_KILL_GRACE),
+        };
+        let origin =
+            |flag: &'static str, given: bool, field: &str, default: &str| match (given, policy) {
+                (true, _) => flag.to_owned(),
+                (false, Some(name)) => format!("{field} of LeaderPolicy {name}"),
+                (false, None) => format!("the default {default}"),
+            };
+        let lease_name = origin(
+            "--lease-duration",
+            self.lease_duration.is_some(),
+            "leaseDurationSeconds",
+            "lease duration",
+        );
+        let renew_name = origin(
+            "--renew-deadline",
+            self.renew_deadline.is_some(),
+            "renewDeadlineSeconds",
+            "renew deadline",
+        );
+        let retry_name = origin(
+            "--retry-period",
+            self.retry_period.is_some(),
+            "retryPeriodSeconds",
+            "retry period",
+        );
+        let grace_name = match (kill_grace, shrunk) {
+            (Some(_), _) => "--kill-grace",
+            (None, false) => "the default kill grace",
+            (None, true) => "the default kill grace (half of lease duration - renew deadline)",
+        };
+        timing::validate_with_kill_grace(lease, renew, retry, grace)
+            .map(|timing| (timing, grace))
+            .map_err(|rule| TimingConfigError {
+                message: rule.message_with(&Names {
+                    lease_duration: &lease_name,
+                    renew_deadline: &renew_name,
+                    retry_period: &retry_name,
+                    kill_grace: grace_name,
+                }),
+                rule,
+            })
     }
 
     /// Whether every timing was given, so no LeaderPolicy needs to be read.
@@ -169,8 +239,8 @@ pub struct Config {
     pub wait_timeout: Option<Duration>,
     /// `--min-hold`.
     pub min_hold: Option<Duration>,
-    /// `--kill-grace`.
-    pub kill_grace: Duration,
+    /// `--kill-grace`, if given (else the default, shrunk to fit: [`TimingFlags::resolve`]).
+    pub kill_grace: Option<Duration>,
     /// `--stop-signal`.
     pub stop_signal: Signal,
     /// `--signal-group`.
@@ -211,12 +281,17 @@ pub enum ConfigError {
         "gate cannot skip: its exit 0 would let the pod's containers run without the lease; use --on-follower fail (or wait) with gate"
     )]
     GateSkip,
+    /// A flag that means nothing to the gate, which runs no command.
+    #[error(
+        "gate does not take {0}: the gate runs no command, so it neither stops nor rejoins one; remove {0}"
+    )]
+    GateFlag(&'static str),
     /// A zero kill grace would SIGKILL without giving the child a chance.
     #[error("--kill-grace must be greater than zero")]
     KillGraceZero,
     /// Timing flags break a rule of the Lease protocol.
     #[error(transparent)]
-    Timing(#[from] TimingError),
+    Timing(#[from] TimingConfigError),
 }
 
 impl ConfigError {
@@ -229,7 +304,8 @@ impl ConfigError {
             | Self::MissingPool
             | Self::InvalidPool(_)
             | Self::InvalidNamespace(_)
-            | Self::GateSkip => exit_code::USAGE,
+            | Self::GateSkip
+            | Self::GateFlag(_) => exit_code::USAGE,
             Self::KillGraceZero | Self::Timing(_) => exit_code::CONFIG,
         }
     }
@@ -310,10 +386,21 @@ impl Config {
         {
             return Err(ConfigError::InvalidNamespace(ns.clone()));
         }
-        if mode == Mode::Gate && options.on_follower == OnFollower::Skip {
-            return Err(ConfigError::GateSkip);
+        if mode == Mode::Gate {
+            if options.on_follower == OnFollower::Skip {
+                return Err(ConfigError::GateSkip);
+            }
+            let given = [
+                ("--rejoin", options.rejoin),
+                ("--signal-group", options.signal_group),
+                ("--stop-signal", options.stop_signal.is_some()),
+                ("--kill-grace", options.kill_grace.is_some()),
+            ];
+            if let Some((flag, _)) = given.into_iter().find(|(_, given)| *given) {
+                return Err(ConfigError::GateFlag(flag));
+            }
         }
-        if options.kill_grace.is_zero() {
+        if options.kill_grace.is_some_and(|g| g.is_zero()) {
             return Err(ConfigError::KillGraceZero);
         }
         let timing = TimingFlags {
@@ -324,7 +411,7 @@ impl Config {
         // Settings given in full are checked now, before any API call; partial ones once the
         // LeaderPolicy fills the rest.
         if timing.complete() {
-            timing.resolve(Timing::default(), options.kill_grace)?;
+            timing.resolve(Fallback::Defaults, options.kill_grace)?;
         }
         Ok(Self {
             mode,
@@ -336,7 +423,7 @@ impl Config {
             wait_timeout: options.wait_timeout,
             min_hold: options.min_hold,
             kill_grace: options.kill_grace,
-            stop_signal: options.stop_signal,
+            stop_signal: options.stop_signal.unwrap_or(Signal::SIGTERM),
             signal_group: options.signal_group,
             rejoin: options.rejoin,
             log_format: options.log_format,
@@ -408,7 +495,7 @@ mod tests {
         assert_eq!(c.mode, Mode::Run(vec!["echo".into(), "hi".into()]));
         assert_eq!(c.pool, "p");
         assert_eq!(c.on_follower, OnFollower::Wait);
-        assert_eq!(c.kill_grace, DEFAULT_KILL_GRACE);
+        assert_eq!(c.kill_grace, None);
         assert_eq!(c.stop_signal, Signal::SIGTERM);
         assert!(!c.signal_group && !c.rejoin);
         assert_eq!(c.timing, TimingFlags::default());
@@ -460,6 +547,10 @@ mod tests {
             (&["--pool", "p", "--bogus", "--", "x"], 64),
             (&["--pool", "Bad_Pool", "--", "x"], 64),
             (&["gate", "--pool", "p", "--on-follower", "skip"], 64),
+            (&["gate", "--pool", "p", "--rejoin"], 64),
+            (&["gate", "--pool", "p", "--signal-group"], 64),
+            (&["gate", "--pool", "p", "--stop-signal", "INT"], 64),
+            (&["gate", "--pool", "p", "--kill-grace", "1s"], 64),
             (
                 &[
                     "--pool",
@@ -486,21 +577,65 @@ mod tests {
         }
     }
 
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
     #[test]
     fn partial_timings_resolve_against_the_fallback() {
         let flags = TimingFlags {
-            renew_deadline: Some(Duration::from_secs(12)),
+            renew_deadline: Some(secs(12)),
             ..TimingFlags::default()
         };
-        assert!(
-            flags
-                .resolve(Timing::default(), DEFAULT_KILL_GRACE)
-                .is_err()
+        // An explicit kill grace that breaks the rule is refused; the default shrinks.
+        assert!(flags.resolve(Fallback::Defaults, Some(secs(3))).is_err());
+        let (_, grace) = flags.resolve(Fallback::Defaults, None).unwrap();
+        assert_eq!(grace, Duration::from_millis(1500));
+        assert_eq!(
+            flags.resolve(Fallback::Defaults, Some(secs(2))).unwrap().1,
+            secs(2)
         );
-        assert!(
-            flags
-                .resolve(Timing::default(), Duration::from_secs(2))
-                .is_ok()
+    }
+
+    #[test]
+    fn fast_leader_policy_timings_work_with_no_flags() {
+        let none = TimingFlags::default();
+        for (lease, renew, retry) in [(10, 7, 2), (6, 4, 1)] {
+            let policy = Timing {
+                lease_duration: secs(lease),
+                renew_deadline: secs(renew),
+                retry_period: secs(retry),
+            };
+            let (timing, grace) = none
+                .resolve(Fallback::Policy("default/p", policy), None)
+                .unwrap_or_else(|e| panic!("{lease}/{renew}/{retry}: {e}"));
+            assert_eq!(timing, policy);
+            assert!(timing.renew_deadline + grace < timing.lease_duration);
+        }
+    }
+
+    #[test]
+    fn timing_errors_name_where_each_value_came_from() {
+        let policy = Timing {
+            lease_duration: secs(10),
+            renew_deadline: secs(7),
+            retry_period: secs(2),
+        };
+        let err = TimingFlags::default()
+            .resolve(Fallback::Policy("default/p", policy), Some(secs(3)))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "renewDeadlineSeconds of LeaderPolicy default/p (7s) plus --kill-grace (3s) must be less than leaseDurationSeconds of LeaderPolicy default/p (10s): lower one of the first two or raise the lease duration"
+        );
+        let flags = TimingFlags {
+            renew_deadline: Some(secs(20)),
+            ..TimingFlags::default()
+        };
+        let err = flags.resolve(Fallback::Defaults, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--renew-deadline (20s) must be less than the default lease duration (15s): lower the renew deadline or raise the lease duration"
         );
     }
 

@@ -13,6 +13,7 @@ pub mod log;
 pub mod pre_exec;
 pub mod reaper;
 pub mod signals;
+pub mod stopper;
 pub mod supervisor;
 
 pub use supervisor::{ExecError, run};

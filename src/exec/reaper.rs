@@ -135,13 +135,22 @@ fn live_descendants(procs: &[Proc], root: i32) -> Vec<i32> {
     found.into_iter().skip(1).filter(running).collect()
 }
 
+/// What [`kill_leftovers`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Leftovers {
+    /// Whether any descendant was left behind and SIGKILLed.
+    pub killed: bool,
+    /// Descendants still running when the wait ran out (stuck in uninterruptible sleep, or
+    /// not ours to signal): the term's work cannot be confirmed gone.
+    pub surviving: Vec<i32>,
+}
+
 /// SIGKILLs every process the child left behind (daemons that left its process group included,
 /// since orphans re-parent to this PID 1 or subreaper) and waits, up to a bound, until none
-/// runs: nothing started under the lease may outlive it. Returns whether any was left.
-pub async fn kill_leftovers() -> bool {
+/// runs: nothing started under the lease may outlive it.
+pub async fn kill_leftovers() -> Leftovers {
     let until = std::time::Instant::now() + LEFTOVER_WAIT;
     let me = nix::unistd::getpid();
-    let mut killed = false;
     // Pids in `/proc` are those of the namespace that mounted it; when that is not ours they
     // cannot be signalled safely.
     let proc_self = std::fs::read_link("/proc/self")
@@ -152,26 +161,53 @@ pub async fn kill_leftovers() -> bool {
             tracing::debug!(
                 "/proc is not of this PID namespace; leftover descendants not searched"
             );
-            return false;
+            return Leftovers::default();
         }
         // The init of a PID namespace without its own /proc: kill(-1) reaches every other
         // process in it. It succeeds while any is left, zombies included, until reaped.
-        while kill(Pid::from_raw(-1), Signal::SIGKILL).is_ok() && std::time::Instant::now() < until
-        {
+        let mut killed = false;
+        loop {
+            if kill(Pid::from_raw(-1), Signal::SIGKILL).is_err() {
+                return Leftovers {
+                    killed,
+                    surviving: Vec::new(),
+                };
+            }
             killed = true;
+            if std::time::Instant::now() >= until {
+                // Which pids is unknown without /proc; -1 stands for "some".
+                return Leftovers {
+                    killed,
+                    surviving: vec![-1],
+                };
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        return killed;
     }
     // Descendants only: a process that entered the namespace from outside (`kubectl exec`) is
     // not the child's and is left alone.
+    sweep(
+        || live_descendants(&processes(), me.as_raw()),
+        |pid| kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok(),
+        until,
+    )
+    .await
+}
+
+/// SIGKILLs what `left` lists until it lists nothing, or `until` passes.
+async fn sweep(
+    left: impl Fn() -> Vec<i32>,
+    kill: impl Fn(i32) -> bool,
+    until: std::time::Instant,
+) -> Leftovers {
+    let mut killed = false;
     loop {
-        let left = live_descendants(&processes(), me.as_raw());
-        if left.is_empty() || std::time::Instant::now() >= until {
-            return killed;
+        let surviving = left();
+        if surviving.is_empty() || std::time::Instant::now() >= until {
+            return Leftovers { killed, surviving };
         }
-        for pid in left {
-            killed |= kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok();
+        for pid in surviving {
+            killed |= kill(pid);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -201,5 +237,37 @@ mod tests {
         found.sort_unstable();
         assert_eq!(found, vec![11, 12, 14]);
         assert!(live_descendants(&procs, 21).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_descendant_that_survives_sigkill_is_reported() {
+        // A process stuck in uninterruptible sleep: SIGKILL is accepted, yet it stays listed.
+        let until = std::time::Instant::now() + Duration::from_millis(200);
+        let found = sweep(|| vec![42], |_| true, until).await;
+        assert_eq!(
+            found,
+            Leftovers {
+                killed: true,
+                surviving: vec![42]
+            }
+        );
+        let gone = std::cell::Cell::new(false);
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        let found = sweep(
+            || if gone.get() { vec![] } else { vec![42] },
+            |_| {
+                gone.set(true);
+                true
+            },
+            until,
+        )
+        .await;
+        assert_eq!(
+            found,
+            Leftovers {
+                killed: true,
+                surviving: vec![]
+            }
+        );
     }
 }

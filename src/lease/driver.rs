@@ -514,7 +514,9 @@ impl Driver {
         };
         let body = body.map_err(|overflow| self.term_overflow(overflow))?;
         let timeout = self.request_timeout();
-        let send = BootInstant::now();
+        // The deadline is measured from this instant: it must be a real reading, since
+        // `BootInstant::FAILED` here would put the deadline at the end of time.
+        let send = BootInstant::try_now().map_err(|source| self.clock_failed(source))?;
         let params = PostParams::default();
         let result = tokio::time::timeout(timeout, async {
             match kind {
@@ -592,6 +594,14 @@ impl Driver {
             hold_ends: self.hold_ends,
             timing: self.config.timing,
             now,
+        }
+    }
+
+    fn clock_failed(&self, source: crate::clock::ClockError) -> LeaseError {
+        LeaseError::Clock {
+            pool: self.config.pool.clone(),
+            namespace: self.config.namespace.clone(),
+            source,
         }
     }
 
@@ -818,7 +828,8 @@ impl Driver {
         let mut last_error = None;
         loop {
             self.judge_min_hold().await;
-            let now = BootInstant::now();
+            // A clock that cannot be read judges nothing: stop (docs/PROTOCOL.md §2).
+            let now = BootInstant::try_now().map_err(|source| self.clock_failed(source))?;
             let decision = decide(&self.input(now));
             let gate = self.retry_at.filter(|at| *at > now);
             let wake = match decision {

@@ -13,6 +13,9 @@ mod driver;
 pub mod record;
 mod server_clock;
 
+/// Jittered exponential backoff, for callers that retry a whole campaign.
+pub(crate) use driver::backoff as outage_backoff;
+
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -154,6 +157,17 @@ pub enum LeaseError {
         #[source]
         source: record::TermOverflow,
     },
+    /// No clock can be read, so no deadline or expiry can be judged (docs/PROTOCOL.md §2).
+    #[error("lease {namespace}/{pool}: the clock failed")]
+    Clock {
+        /// Pool.
+        pool: String,
+        /// Namespace.
+        namespace: String,
+        /// The clock error.
+        #[source]
+        source: crate::clock::ClockError,
+    },
     /// Any other API failure.
     #[error("lease {namespace}/{pool}: API request failed")]
     Api {
@@ -238,7 +252,12 @@ impl Elector {
             let state = self.state.borrow_and_update().clone();
             match state {
                 LeaderState::Leading { term, .. } => return Ok(term),
-                LeaderState::Lost { .. } => return Err(self.stopped()),
+                LeaderState::Lost { .. } => {
+                    // `Lost` is the elector's last word: its task is ending. Report its error
+                    // if it failed, else that it stopped.
+                    self.join().await;
+                    return Err(self.failure.take().unwrap_or_else(|| self.stopped()));
+                }
                 LeaderState::Starting | LeaderState::Following { .. } => {}
             }
             if self.state.changed().await.is_err() {

@@ -16,7 +16,7 @@ pub fn register(app: &App, crd: &mut Value) -> Result<(), ApiError> {
             "apiextensions.k8s.io",
             "CustomResourceDefinition",
             &name,
-            vec![Cause::invalid("spec", e)],
+            vec![schema_cause(&e)],
         )
     })?;
     let expected = format!("{}.{}", ty.plural, ty.group);
@@ -81,4 +81,22 @@ pub fn remove(app: &App, crd: &Value) {
         &name,
         "customresourcecleanup.apiextensions.k8s.io",
     );
+}
+
+/// A CRD problem (`field: Kind of error: detail`, or a bare message about `spec`) as a cause.
+fn schema_cause(problem: &str) -> Cause {
+    let Some((field, message)) = problem.split_once(": ").filter(|(f, _)| !f.contains(' ')) else {
+        return Cause::invalid("spec", problem);
+    };
+    let reason = match message.split(':').next().unwrap_or("") {
+        "Required value" => "FieldValueRequired",
+        "Forbidden" => "FieldValueForbidden",
+        "Unsupported value" => "FieldValueNotSupported",
+        _ => "FieldValueInvalid",
+    };
+    Cause {
+        reason: reason.into(),
+        message: message.into(),
+        field: field.into(),
+    }
 }

@@ -136,13 +136,13 @@ pub fn delete_object(
     match propagation.as_str() {
         "Orphan" => orphan_dependents(app, &uid),
         "Foreground" => {
-            delete_dependents(app, &uid);
-            let _ = remove_finalizer(app, &ty.key(), ns, name, "foregroundDeletion");
+            delete_dependents(app, &uid, true);
+            finish_foreground(app, ty.key(), ns, name, &uid);
         }
         _ => {
             let app2 = app.clone();
             app.tasks
-                .spawn(async move { delete_dependents(&app2, &uid) });
+                .spawn(async move { delete_dependents(&app2, &uid, false) });
         }
     }
     Ok(result)
@@ -223,30 +223,87 @@ fn type_of_key(app: &App, key: &str) -> Option<Arc<ResourceType>> {
 }
 
 /// Background/foreground garbage collection: deletes every dependent of `uid`, recursively.
-fn delete_dependents(app: &Arc<App>, uid: &str) {
+/// For a foreground owner, a dependent that has dependents itself is deleted in the
+/// foreground too, as kube's garbage collector does.
+fn delete_dependents(app: &Arc<App>, uid: &str, foreground: bool) {
     if uid.is_empty() {
         return;
     }
-    for (key, obj) in app.store.all_objects() {
-        if !owned_by(&obj, uid) {
+    let all = app.store.all_objects();
+    for (key, obj) in &all {
+        if !owned_by(obj, uid) {
             continue;
         }
-        let Some(ty) = type_of_key(app, &key) else {
+        let Some(ty) = type_of_key(app, key) else {
             continue;
         };
-        let ns = meta_str(&obj, "namespace").unwrap_or("").to_string();
-        let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        let ns = meta_str(obj, "namespace").unwrap_or("").to_string();
+        let name = meta_str(obj, "name").unwrap_or("").to_string();
+        let dep_uid = meta_str(obj, "uid").unwrap_or("");
+        let policy = if foreground && all.iter().any(|(_, o)| owned_by(o, dep_uid)) {
+            "Foreground"
+        } else {
+            "Background"
+        };
         let _ = delete_object(
             app,
             &ty,
             &ns,
             &name,
             None,
-            Some("Background"),
+            Some(policy),
             (None, None),
             false,
         );
     }
+}
+
+/// Whether a dependent of `uid` still blocks its owner's foreground deletion: it exists and
+/// its owner reference has `blockOwnerDeletion: true`.
+fn has_blocking_dependents(app: &App, uid: &str) -> bool {
+    app.store.all_objects().iter().any(|(_, obj)| {
+        obj.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .is_some_and(|refs| {
+                refs.iter().any(|r| {
+                    r.get("uid").and_then(Value::as_str) == Some(uid)
+                        && r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true)
+                })
+            })
+    })
+}
+
+/// Ends a foreground deletion: the owner loses its `foregroundDeletion` finalizer once no
+/// blocking dependent is left, now or after the store changes (a dependent's finalizer
+/// removed, its owner reference dropped).
+fn finish_foreground(app: &Arc<App>, key: String, ns: &str, name: &str, uid: &str) {
+    // Subscribed before the first check, so that no change after it is missed.
+    let Ok((_, mut changes, _)) = app.store.watch_from(None) else {
+        return;
+    };
+    if !has_blocking_dependents(app, uid) {
+        let _ = remove_finalizer(app, &key, ns, name, "foregroundDeletion");
+        return;
+    }
+    // The task holds the app weakly: a dropped server ends it (its store's channel closes).
+    let weak = Arc::downgrade(app);
+    let (ns, name, uid) = (ns.to_string(), name.to_string(), uid.to_string());
+    app.tasks.spawn(async move {
+        loop {
+            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = changes.recv().await {
+                return;
+            }
+            let Some(app) = weak.upgrade() else { return };
+            match app.store.get(&key, &ns, &name) {
+                Some(owner) if meta_str(&owner, "uid") == Some(uid.as_str()) => {}
+                _ => return,
+            }
+            if !has_blocking_dependents(&app, &uid) {
+                let _ = remove_finalizer(&app, &key, &ns, &name, "foregroundDeletion");
+                return;
+            }
+        }
+    });
 }
 
 /// Orphan propagation: drops owner references to `uid` from dependents.
@@ -280,4 +337,52 @@ fn delete_namespace_contents(app: &Arc<App>, ns: &str) {
             None => Ok(Mutation::Noop(Value::Null)),
         });
     }
+}
+
+/// What a DELETE answers with.
+#[derive(Debug)]
+pub enum Answer {
+    /// The object: still there (finalizers, grace period), or a kind that returns it.
+    Object(Value),
+    /// A `Status` naming the object that is gone.
+    Status(Value),
+}
+
+/// kube-apiserver's answer to a DELETE that produced `result` (the object as the delete left
+/// it): the object while finalizers hold it, else a `Status` with its name, group, resource
+/// and uid, except for the kinds that return the deleted object. The code is 200 either way;
+/// 202 only for a lingering object when the (deprecated) `orphanDependents: false` was sent.
+pub fn answer(ty: &ResourceType, result: Value, orphan_dependents: Option<bool>) -> (u16, Answer) {
+    let held = result
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+        || crate::handlers::is_graceful_pod(ty, &result);
+    let code = if held && orphan_dependents == Some(false) {
+        202
+    } else {
+        200
+    };
+    if held || crate::strategy::returns_deleted_object(ty) {
+        return (code, Answer::Object(result));
+    }
+    let mut details = serde_json::Map::new();
+    details.insert(
+        "name".into(),
+        json!(meta_str(&result, "name").unwrap_or("")),
+    );
+    if !ty.group.is_empty() {
+        details.insert("group".into(), json!(ty.group));
+    }
+    // kube-apiserver puts the resource, not the kind, in `details.kind`.
+    details.insert("kind".into(), json!(ty.plural));
+    details.insert("uid".into(), json!(meta_str(&result, "uid").unwrap_or("")));
+    let status = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    });
+    (code, Answer::Status(status))
 }

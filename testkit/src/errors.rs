@@ -128,6 +128,20 @@ impl ApiError {
         .with_details(group, resource, name)
     }
 
+    /// 409 `Conflict` for a failed precondition, e.g. `Precondition failed: UID in
+    /// precondition: X, UID in object meta: Y`.
+    pub fn precondition_failed(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(group, resource)
+            ),
+        )
+        .with_details(group, resource, name)
+    }
+
     /// 409 `Conflict` from server-side apply field ownership.
     pub fn apply_conflict(group: &str, resource: &str, name: &str, causes: Vec<Cause>) -> Self {
         let fields: Vec<String> = causes.iter().map(|c| format!("- {}", c.message)).collect();

@@ -116,7 +116,8 @@ fn has_generation(ty: &ResourceType) -> bool {
         )
 }
 
-/// Applies the CRD schema: defaults, pruning, validation.
+/// Built-in admission (`crate::validation`), then the CRD schema: defaults, pruning,
+/// validation.
 fn apply_schema(
     ty: &ResourceType,
     version: &str,
@@ -125,6 +126,7 @@ fn apply_schema(
     query: &HashMap<String, String>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
+    crate::validation::admit(ty, version, obj, old, query, warnings)?;
     let Some(schema) = ty
         .schemas
         .get(version)
@@ -350,6 +352,23 @@ fn without_rv(obj: &Value) -> Value {
     o
 }
 
+/// `managedFields` without their times: a write that changes only these times changes nothing,
+/// but one that shares or moves ownership (a second manager applying the same value) does.
+fn managers(obj: &Value) -> Value {
+    let mut entries = obj
+        .pointer("/metadata/managedFields")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if let Some(list) = entries.as_array_mut() {
+        for e in list {
+            if let Some(e) = e.as_object_mut() {
+                e.remove("time");
+            }
+        }
+    }
+    entries
+}
+
 /// Turns a proposed new state of an existing object into the stored one (the part shared by
 /// PUT, PATCH and the kubelet): system metadata, status subresource rules, generation,
 /// schema, and finalization.
@@ -442,9 +461,8 @@ pub fn finish_update(
             }
         }
     }
-    if ty.is_custom && subresource != "status" {
-        apply_schema(ty, version, &mut new, Some(old), query, warnings)?;
-    }
+    // A status write is validated against the whole schema too, as the real server does.
+    apply_schema(ty, version, &mut new, Some(old), query, warnings)?;
     if old.pointer("/metadata/generation").is_some()
         && spec_part(old, ty.status_subresource) != spec_part(&new, ty.status_subresource)
     {
@@ -457,7 +475,7 @@ pub fn finish_update(
     if let Some(manager) = manager {
         patch::track_update(Some(old), &mut new, manager, subresource);
     }
-    if without_rv(old) == without_rv(&new) {
+    if without_rv(old) == without_rv(&new) && managers(old) == managers(&new) {
         return Ok(Mutation::Noop(old.clone()));
     }
     if new.pointer("/metadata/deletionTimestamp").is_some()
@@ -485,12 +503,14 @@ pub(crate) fn is_graceful_pod(ty: &ResourceType, obj: &Value) -> bool {
             .is_some_and(|g| g > 0)
 }
 
+/// PUT: replaces the object, or creates it where the resource allows create-on-update
+/// (`crate::strategy`); the HTTP code says which.
 fn update(
     app: &App,
     ty: &ResourceType,
     call: &Call<'_>,
     warnings: &mut Vec<String>,
-) -> Result<Value, ApiError> {
+) -> Result<(u16, Value), ApiError> {
     let info = call.info;
     let mut obj = crate::convert::from_view(ty, decode_body(call)?);
     check_identity(ty, &info.version, &info.namespace, &mut obj)?;
@@ -501,6 +521,35 @@ fn update(
             info.name
         )));
     }
+    // A uid in the body is a precondition, checked before anything else (also against a
+    // missing object: a PUT of a deleted object's last state never recreates it).
+    let body_uid = meta_str(&obj, "uid").unwrap_or("").to_string();
+    let uid_mismatch = |current: Option<&Value>| {
+        let have = current.and_then(|c| meta_str(c, "uid")).unwrap_or("");
+        (!body_uid.is_empty() && body_uid != have).then(|| {
+            ApiError::precondition_failed(
+                &ty.group,
+                &ty.plural,
+                &info.name,
+                &format!("Precondition failed: UID in precondition: {body_uid}, UID in object meta: {have}"),
+            )
+        })
+    };
+    let existing = app.store.get(&ty.key(), &info.namespace, &info.name);
+    if existing.is_none()
+        && let Some(err) = uid_mismatch(None)
+    {
+        return Err(err);
+    }
+    if info.subresource.is_empty()
+        && crate::strategy::allows_create_on_update(ty)
+        && existing.is_none()
+    {
+        meta_mut(&mut obj).insert("name".into(), json!(info.name));
+        let created = create(app, ty, call, obj, warnings)?;
+        after_write(app, ty, &created);
+        return Ok((201, created));
+    }
     let body_rv = meta_str(&obj, "resourceVersion").unwrap_or("").to_string();
     let manager = call
         .query
@@ -510,6 +559,9 @@ fn update(
     let result = app
         .store
         .mutate(&ty.key(), &info.namespace, &info.name, |current| {
+            if let Some(err) = uid_mismatch(current) {
+                return Err(err);
+            }
             let Some(current) = current else {
                 return Err(ApiError::not_found(&ty.group, &ty.plural, &info.name));
             };
@@ -540,7 +592,7 @@ fn update(
             )
         })?;
     after_write(app, ty, &result);
-    Ok(result)
+    Ok((200, result))
 }
 
 fn apply_patch(
@@ -565,11 +617,11 @@ fn apply_patch(
     };
     let force = crate::router::flag(call.query, "force");
     let manager = call.query.get("fieldManager").cloned();
-    if ty_patch == PatchType::Apply && manager.is_none() {
-        return Err(ApiError::bad_request(
-            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-        ));
-    }
+    crate::patch::options::validate(
+        ty_patch,
+        manager.as_deref(),
+        call.query.contains_key("force"),
+    )?;
     let manager_or_default = manager
         .clone()
         .unwrap_or_else(|| call.default_manager.clone());
@@ -673,6 +725,7 @@ struct DeleteOptions {
     propagation: Option<String>,
     precondition_uid: Option<String>,
     precondition_rv: Option<String>,
+    orphan_dependents: Option<bool>,
 }
 
 fn delete_options(call: &Call<'_>) -> DeleteOptions {
@@ -699,6 +752,7 @@ fn delete_options(call: &Call<'_>) -> DeleteOptions {
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_string),
+        orphan_dependents: body.get("orphanDependents").and_then(Value::as_bool),
     }
 }
 
@@ -876,9 +930,10 @@ pub async fn handle(app: &Arc<App>, call: Call<'_>, user: &crate::rbac::UserInfo
             };
             let mut resp = app::json(code, &value);
             for w in warnings {
-                if let Ok(v) =
-                    http::HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'")))
-                {
+                if let Ok(v) = http::HeaderValue::from_str(&format!(
+                    "299 - \"{}\"",
+                    w.replace('\\', "\\\\").replace('"', "\\\"")
+                )) {
                     resp.headers_mut().append(http::header::WARNING, v);
                 }
             }
@@ -922,6 +977,9 @@ async fn handle_inner(
             if ty.plural == "selfsubjectaccessreviews" {
                 return Ok((201, self_subject_access_review(app, user, call)?, warnings));
             }
+            if let Some(review) = crate::reviews::serve(app, &ty, user, || decode_body(call)) {
+                return Ok((201, review?, warnings));
+            }
             if !info.name.is_empty() {
                 return Err(ApiError::method_not_allowed(
                     "the server does not allow this method on the requested resource",
@@ -932,7 +990,10 @@ async fn handle_inner(
             after_write(app, &ty, &created);
             Ok((201, done(created), warnings))
         }
-        "update" => Ok((200, done(update(app, &ty, call, &mut warnings)?), warnings)),
+        "update" => {
+            let (code, v) = update(app, &ty, call, &mut warnings)?;
+            Ok((code, done(v), warnings))
+        }
         "patch" => {
             let existed = app
                 .store
@@ -956,18 +1017,12 @@ async fn handle_inner(
                 ),
                 call.query.contains_key("dryRun"),
             )?;
-            // The object lingers (finalizers/grace): 202 as the real server answers.
-            let code = if v.pointer("/metadata/deletionTimestamp").is_some()
-                && app
-                    .store
-                    .get(&ty.key(), &info.namespace, &info.name)
-                    .is_some()
-            {
-                202
-            } else {
-                200
+            let (code, answer) = crate::delete::answer(&ty, v, opts.orphan_dependents);
+            let body = match answer {
+                crate::delete::Answer::Object(obj) => done(obj),
+                crate::delete::Answer::Status(status) => status,
             };
-            Ok((code, done(v), warnings))
+            Ok((code, body, warnings))
         }
         "deletecollection" => {
             let opts = delete_options(call);

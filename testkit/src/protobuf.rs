@@ -225,6 +225,19 @@ fn typed(kind: &str, raw: &[u8]) -> Option<Value> {
             }
             obj.insert("spec".into(), Value::Object(spec));
         }
+        "SelfSubjectRulesReview" | "SelfSubjectReview" => {
+            for (n, f) in &fs {
+                match (kind, n) {
+                    (_, 1) => {
+                        obj.insert("metadata".into(), object_meta(message(f)));
+                    }
+                    ("SelfSubjectRulesReview", 2) => {
+                        obj.insert("spec".into(), attributes(message(f), &[(1, "namespace")]));
+                    }
+                    _ => {}
+                }
+            }
+        }
         "ConfigMap" | "Secret" | "Namespace" | "ServiceAccount" => {
             let (mut data, mut binary, mut string_data) = (Map::new(), Map::new(), Map::new());
             for (n, f) in &fs {
@@ -290,7 +303,7 @@ fn typed(kind: &str, raw: &[u8]) -> Option<Value> {
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let unsupported = |what: &str| {
         ApiError::unsupported_media_type(format!(
-            "the testkit server decodes protobuf only for SelfSubjectAccessReview, ConfigMap, Secret, Namespace, ServiceAccount and RBAC kinds ({what}); send application/json"
+            "the testkit server decodes protobuf only for SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview, ConfigMap, Secret, Namespace, ServiceAccount and RBAC kinds ({what}); send application/json"
         ))
     };
     let rest = body

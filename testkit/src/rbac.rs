@@ -1,6 +1,4 @@
 //! RBAC evaluation from stored Role/ClusterRole/RoleBinding/ClusterRoleBinding objects.
-//!
-//! CONTRACT (owned by the testkit-semantics work): signatures are fixed, bodies are filled in.
 
 use serde_json::Value;
 
@@ -61,6 +59,13 @@ const DISCOVERY_PATHS: &[&str] = &[
     "/readyz",
 ];
 
+/// What the bootstrap `system:basic-user` role lets every authenticated user create.
+const BASIC_USER: &[(&str, &str)] = &[
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+];
+
 /// Whether `user` may do `attrs`. `system:masters` may do anything.
 ///
 /// Besides the stored RBAC objects, the grants of the real bootstrap bindings that every
@@ -106,11 +111,9 @@ fn bootstrap_allows(user: &UserInfo, attrs: &Attributes) -> bool {
         Some(path) => attrs.verb == "get" && DISCOVERY_PATHS.iter().any(|p| url_matches(p, path)),
         None => {
             attrs.verb == "create"
-                && attrs.api_group == "authorization.k8s.io"
-                && matches!(
-                    attrs.resource.as_str(),
-                    "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
-                )
+                && BASIC_USER
+                    .iter()
+                    .any(|(g, r)| *g == attrs.api_group && *r == attrs.resource)
         }
     }
 }
@@ -276,4 +279,66 @@ pub fn forbidden_message(user: &UserInfo, attrs: &Attributes) -> String {
     } else {
         format!("{qualified} {:?} is forbidden: {reason}", attrs.name)
     }
+}
+
+/// The rules `user` holds in `namespace` (SelfSubjectRulesReview): `(resource rules,
+/// non-resource rules)` as `PolicyRule`-shaped JSON, from the bindings that name the user and
+/// the bootstrap grants every authenticated user has.
+pub fn rules_for(
+    user: &UserInfo,
+    namespace: &str,
+    rbac: &RbacSnapshot,
+) -> (Vec<Value>, Vec<Value>) {
+    let mut rules: Vec<Value> = Vec::new();
+    if user.groups.iter().any(|g| g == "system:masters") {
+        // The cluster-admin ClusterRole, bound to system:masters on every cluster.
+        rules.push(serde_json::json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}));
+        rules.push(serde_json::json!({"nonResourceURLs": ["*"], "verbs": ["*"]}));
+    }
+    if user.groups.iter().any(|g| g == "system:authenticated") {
+        for (group, resource) in BASIC_USER {
+            rules.push(serde_json::json!({"apiGroups": [group], "resources": [resource], "verbs": ["create"]}));
+        }
+        rules.push(serde_json::json!({"nonResourceURLs": DISCOVERY_PATHS, "verbs": ["get"]}));
+    }
+    for binding in &rbac.cluster_role_bindings {
+        if binds(binding, user, "")
+            && let Some(r) = role_rules(binding, "", rbac)
+        {
+            rules.extend(r);
+        }
+    }
+    if !namespace.is_empty() {
+        for binding in &rbac.role_bindings {
+            if str_at(binding, "/metadata/namespace") == namespace
+                && binds(binding, user, namespace)
+                && let Some(r) = role_rules(binding, namespace, rbac)
+            {
+                rules.extend(r);
+            }
+        }
+    }
+    let (mut resource, mut non_resource) = (Vec::new(), Vec::new());
+    for rule in rules {
+        let verbs = strings(&rule, "verbs");
+        if rule.get("nonResourceURLs").is_some() {
+            non_resource.push(serde_json::json!({
+                "verbs": verbs,
+                "nonResourceURLs": strings(&rule, "nonResourceURLs"),
+            }));
+        }
+        if rule.get("resources").is_some() {
+            let mut r = serde_json::json!({
+                "verbs": verbs,
+                "apiGroups": strings(&rule, "apiGroups"),
+                "resources": strings(&rule, "resources"),
+            });
+            let names = strings(&rule, "resourceNames");
+            if !names.is_empty() {
+                r["resourceNames"] = serde_json::json!(names);
+            }
+            resource.push(r);
+        }
+    }
+    (resource, non_resource)
 }

@@ -84,6 +84,11 @@ impl ResourceType {
         self
     }
 
+    fn create_only(mut self) -> Self {
+        self.create_only = true;
+        self
+    }
+
     fn all(mut self) -> Self {
         self.categories = vec!["all".into()];
         self
@@ -239,6 +244,22 @@ impl Registry {
                 t.create_only = true;
                 t
             },
+            ResourceType::builtin(
+                "authorization.k8s.io",
+                "v1",
+                "SelfSubjectRulesReview",
+                "selfsubjectrulesreviews",
+                false,
+            )
+            .create_only(),
+            ResourceType::builtin(
+                "authentication.k8s.io",
+                "v1",
+                "SelfSubjectReview",
+                "selfsubjectreviews",
+                false,
+            )
+            .create_only(),
         ];
         let mut reg = Self::default();
         for t in list {
@@ -333,6 +354,10 @@ pub fn from_crd(crd: &Value) -> Result<ResourceType, String> {
     let mut ordered: Vec<&Value> = versions.iter().collect();
     ordered.sort_by_key(|v| v.get("storage").and_then(Value::as_bool) != Some(true));
     for v in ordered {
+        let index = versions
+            .iter()
+            .position(|x| std::ptr::eq(x, v))
+            .unwrap_or(0);
         if v.get("served").and_then(Value::as_bool) == Some(false) {
             continue;
         }
@@ -351,7 +376,7 @@ pub fn from_crd(crd: &Value) -> Result<ResourceType, String> {
         }
         if let Some(raw) = v.pointer("/schema/openAPIV3Schema") {
             let schema =
-                Schema::compile(raw).map_err(|e| format!("spec.versions[{name}].schema: {e}"))?;
+                Schema::compile(raw).map_err(|e| format!("spec.versions[{index}].schema.{e}"))?;
             t.schemas.insert(name.clone(), Arc::new(schema));
             t.raw_schemas.insert(name.clone(), raw.clone());
         }

@@ -171,7 +171,12 @@ fn supported(kind: &str, field: &str) -> bool {
                     | "involvedObject.name"
                     | "involvedObject.namespace"
                     | "involvedObject.uid"
+                    | "involvedObject.apiVersion"
+                    | "involvedObject.resourceVersion"
+                    | "involvedObject.fieldPath"
                     | "reason"
+                    | "reportingComponent"
+                    | "source"
                     | "type"
             ))
         || (kind == "Secret" && field == "type")
@@ -215,7 +220,13 @@ impl FieldSelector {
     /// Whether `obj` matches.
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|r| {
-            let pointer = format!("/{}", r.key.replace('.', "/"));
+            // An Event's `source` selects on its component, as kube's field set has it.
+            let key = if r.key == "source" {
+                "source.component"
+            } else {
+                r.key.as_str()
+            };
+            let pointer = format!("/{}", key.replace('.', "/"));
             let value = obj.pointer(&pointer).and_then(Value::as_str);
             // Unset string fields compare as "" on the real server.
             r.matches(Some(value.unwrap_or("")))

@@ -41,18 +41,26 @@ pub fn authorized(app: &App, user: &UserInfo, attrs: &Attributes) -> bool {
         // The default system:discovery and system:public-info-viewer bindings.
         return user.groups.iter().any(|g| g == "system:authenticated");
     }
-    if attrs.api_group == "authorization.k8s.io" && attrs.resource.starts_with("selfsubject") {
+    if matches!(
+        attrs.api_group.as_str(),
+        "authorization.k8s.io" | "authentication.k8s.io"
+    ) && attrs.resource.starts_with("selfsubject")
+    {
         // system:basic-user lets every authenticated user ask about itself.
         return true;
     }
+    rbac::authorize(user, attrs, &rbac_snapshot(app))
+}
+
+/// The stored RBAC objects, for one authorization decision.
+pub fn rbac_snapshot(app: &App) -> RbacSnapshot {
     let list = |key: &str| -> Vec<serde_json::Value> { app.store.list(key, None, None).0 };
-    let snapshot = RbacSnapshot {
+    RbacSnapshot {
         roles: list("rbac.authorization.k8s.io/roles"),
         cluster_roles: list("rbac.authorization.k8s.io/clusterroles"),
         role_bindings: list("rbac.authorization.k8s.io/rolebindings"),
         cluster_role_bindings: list("rbac.authorization.k8s.io/clusterrolebindings"),
-    };
-    rbac::authorize(user, attrs, &snapshot)
+    }
 }
 
 fn forbidden(user: &UserInfo, attrs: &Attributes) -> ApiError {

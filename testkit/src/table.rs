@@ -189,7 +189,12 @@ fn row(obj: &Value, paths: &[(String, String)], include_object: &str) -> Value {
             }
         })
         .collect();
-    let object = match include_object {
+    json!({"cells": cells, "object": row_object(obj, include_object)})
+}
+
+/// A row's `object` for `includeObject=None|Metadata|Object`.
+pub(crate) fn row_object(obj: &Value, include_object: &str) -> Value {
+    match include_object {
         "None" => Value::Null,
         "Object" => obj.clone(),
         _ => json!({
@@ -197,8 +202,7 @@ fn row(obj: &Value, paths: &[(String, String)], include_object: &str) -> Value {
             "apiVersion": "meta.k8s.io/v1",
             "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
         }),
-    };
-    json!({"cells": cells, "object": object})
+    }
 }
 
 /// Converts a get or list response into a Table.
@@ -208,6 +212,9 @@ pub fn to_table(
     value: &Value,
     query: &HashMap<String, String>,
 ) -> Value {
+    if let Some(table) = crate::printers::to_table(ty, value, query) {
+        return table;
+    }
     let (defs, paths) = columns_and_cells(ty, version);
     let include = query
         .get("includeObject")

@@ -493,8 +493,16 @@ async fn leader_policy_crd_prints_its_columns() {
     let name = kc
         .ok(&["get", "lp", "-o", "jsonpath={.items[0].metadata.name}"])
         .await;
-    kc.ok(&["patch", "lp", &name, "--subresource=status", "--type", "merge", "-p",
-          r#"{"status":{"currentHolder":{"name":"pod-a"},"phase":"Leading","candidates":3,"term":2}}"#])
+    kc.ok(&[
+        "patch",
+        "lp",
+        &name,
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"currentHolder":{"name":"pod-a"},"phase":"Stable","candidates":3,"term":2}}"#,
+    ])
     .await;
     let table = kc.ok(&["get", "lp"]).await;
     let header: Vec<&str> = table
@@ -516,7 +524,7 @@ async fn leader_policy_crd_prints_its_columns() {
         .collect();
     assert_eq!(
         &row[..5],
-        [name.as_str(), "pod-a", "Leading", "3", "2"],
+        [name.as_str(), "pod-a", "Stable", "3", "2"],
         "{table}"
     );
 }

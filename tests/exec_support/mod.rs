@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -26,6 +26,16 @@ pub const FAST: [&str; 8] = [
     "500ms",
     "--kill-grace",
     "1s",
+];
+
+/// [`FAST`] without the kill grace, for the gate (which runs no command to stop).
+pub const FAST_TIMINGS: [&str; 6] = [
+    "--lease-duration",
+    "4s",
+    "--renew-deadline",
+    "2s",
+    "--retry-period",
+    "500ms",
 ];
 
 /// The generous limit for "eventually" conditions on a loaded 2-core machine.
@@ -76,13 +86,30 @@ pub fn unshare_available() -> bool {
         .unwrap_or(false)
 }
 
-/// Skips the calling test (returns true) with a clear message when unshare is missing.
+/// Skips the calling test (returns true) with a clear message when unshare is missing. Under
+/// CI (the env var `CI` is set, as `.ci/run` does) a missing `unshare` fails the test instead:
+/// a skip there would hide that the PID 1 duties went untested.
 pub fn skip_without_unshare() -> bool {
-    if unshare_available() {
-        return false;
+    match skip_or_fail(unshare_available(), std::env::var_os("CI").is_some()) {
+        Ok(skip) => skip,
+        Err(why) => panic!("{why}"),
     }
-    eprintln!("SKIPPED: `unshare --pid --fork` is not available (util-linux, root)");
-    true
+}
+
+/// Whether to skip (`Ok(true)`), run (`Ok(false)`) or fail (`Err`) a test that needs
+/// `unshare`, given whether it is `available` and whether this is `ci`.
+pub fn skip_or_fail(available: bool, ci: bool) -> Result<bool, String> {
+    let why = "`unshare --pid --fork` is not available (it needs util-linux and root)";
+    match (available, ci) {
+        (true, _) => Ok(false),
+        (false, true) => Err(format!(
+            "{why}, and CI is set: the PID 1 tests must run in CI"
+        )),
+        (false, false) => {
+            eprintln!("SKIPPED: {why}; with CI set this is a failure");
+            Ok(true)
+        }
+    }
 }
 
 /// A running wrapper process; killed (its whole process group) on drop.
@@ -456,4 +483,138 @@ pub fn fence(text: &str) -> (String, usize) {
         accepted.push('\n');
     }
     (accepted, rejected)
+}
+
+/// One pool of heartbeat replicas against its own testkit API server: children append
+/// `term,start|beat|stop,nanos,identity` lines to one shared file for the single-active checker.
+pub struct Pool {
+    pub api: ApiServer,
+    pub scratch: Scratch,
+    pub name: String,
+    pub hb: PathBuf,
+}
+
+impl Pool {
+    pub fn new(name: &str) -> Self {
+        let scratch = Scratch::new(name);
+        let hb = scratch.path("heartbeats");
+        let _ = scratch.script("hb.sh", zen_lead_testkit::heartbeat::SCRIPT);
+        Self {
+            api: ApiServer::start(),
+            scratch,
+            name: name.to_owned(),
+            hb,
+        }
+    }
+
+    /// A heartbeat replica with `identity` and extra flags.
+    pub fn replica(&self, identity: &str, extra: &[&str], pid1: bool) -> Wrapper {
+        self.api
+            .launch(&self.scratch, identity)
+            .args(["--pool", self.name.as_str(), "--identity", identity])
+            .args(FAST)
+            .args(extra.iter().copied())
+            .env("HB", self.hb.to_string_lossy())
+            .arg_path(&self.scratch.path("hb.sh"))
+            .pid1_when(pid1)
+            .spawn()
+    }
+
+    /// `n` heartbeat replicas `r0`, `r1`, … with no extra flags.
+    pub fn replicas(&self, n: usize, pid1: bool) -> Vec<Wrapper> {
+        (0..n)
+            .map(|i| self.replica(&format!("r{i}"), &[], pid1))
+            .collect()
+    }
+
+    pub fn heartbeats(&self) -> String {
+        std::fs::read_to_string(&self.hb).unwrap_or_default()
+    }
+
+    pub fn terms(&self) -> Vec<Interval> {
+        intervals(&self.heartbeats())
+    }
+
+    pub fn holder(&self) -> Option<String> {
+        self.api.lease(&self.name).and_then(|r| r.holder)
+    }
+
+    /// Waits until the child of a term above `after` has beaten `beats` times; returns it.
+    pub fn wait_for_term_after(&self, after: u64, beats: usize) -> Interval {
+        let mut found = None;
+        eventually(&format!("a child of a term after {after} to run"), || {
+            let text = self.heartbeats();
+            let Some(last) = intervals(&text).last().cloned() else {
+                return false;
+            };
+            let n = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{},beat,", last.term)))
+                .count();
+            let ok = last.term > after && n >= beats;
+            found = Some(last);
+            ok
+        });
+        found.expect("a term")
+    }
+
+    /// Waits until a child of a term after `first`'s has beaten `beats` times, and checks that
+    /// another replica runs it.
+    pub fn wait_for_successor(&self, first: &Interval, beats: usize) {
+        let second = self.wait_for_term_after(first.term, beats);
+        assert_ne!(first.identity, second.identity);
+    }
+
+    /// Waits for the first running leader; returns its identity.
+    pub fn wait_for_running_leader(&self, beats: usize) -> String {
+        self.wait_for_term_after(0, beats).identity
+    }
+
+    pub fn check(&self) -> Vec<Interval> {
+        check_single_active(&self.heartbeats())
+    }
+}
+
+/// Wall-clock nanoseconds, as the heartbeats record them.
+pub fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos()
+}
+
+/// `N` of identity `rN`.
+pub fn index_of(identity: &str) -> usize {
+    identity.trim_start_matches('r').parse().expect("rN")
+}
+
+impl ApiServer {
+    /// `kubectl apply -f -` of `yaml`, retried until the server accepts it (a CRD is served only
+    /// once established).
+    pub fn apply(&self, yaml: &str) {
+        eventually("kubectl apply to succeed", || {
+            self.kubectl()
+                .args(["apply", "-f", "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .and_then(|mut c| {
+                    use std::io::Write;
+                    c.stdin.take().expect("stdin").write_all(yaml.as_bytes())?;
+                    c.wait()
+                })
+                .is_ok_and(|s| s.success())
+        });
+    }
+
+    /// Runs `kubectl ARGS` and panics with its stderr when it fails.
+    pub fn kubectl_ok(&self, args: &[&str]) {
+        let out = self.kubectl().args(args).output().expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -1,13 +1,13 @@
 //! PATCH semantics: JSON patch, merge patch, strategic merge patch and server-side apply.
 //!
 //! Pure functions on JSON values; the HTTP layer decodes the body and stores the result.
-//! CONTRACT (owned by the testkit-semantics work): signatures are fixed, bodies are filled in.
 
 pub mod apply;
 pub mod json;
 pub mod keys;
 pub mod managed_fields;
 pub mod merge;
+pub mod options;
 pub mod strategic;
 
 use serde_json::Value;

@@ -1,11 +1,10 @@
 //! CRD structural schemas: defaulting, pruning, validation and `x-kubernetes-validations` (CEL).
-//!
-//! CONTRACT (owned by the testkit-semantics work): signatures are fixed, bodies are filled in.
 
 pub mod cel;
 pub mod defaults;
 pub mod node;
 pub mod prune;
+pub mod structural;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -31,6 +30,7 @@ impl Schema {
         }
         let mut rules = BTreeMap::new();
         cel::compile_all(openapi_v3_schema, "", &mut rules)?;
+        structural::check(openapi_v3_schema, "openAPIV3Schema")?;
         validate::check_schema(openapi_v3_schema, "openAPIV3Schema")?;
         Ok(Self {
             raw: openapi_v3_schema.clone(),
