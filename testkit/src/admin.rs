@@ -13,6 +13,7 @@
 //! | POST | `/testkit/kubelet/pods/NS` | create a Running/Ready pod from the JSON body |
 //! | POST | `/testkit/kubelet/pods/NS/NAME/ready?ready=false` | flip readiness |
 //! | POST | `/testkit/kubelet/pods/NS/NAME/phase?phase=Failed` | set the phase |
+//! | POST | `/testkit/kubelet/pods/NS/NAME/restart[?container=C]` | a container (every one without `container`) crashed and restarted |
 //! | POST | `/testkit/kubelet/pods/NS/NAME/stopped` | containers stopped: remove a terminating pod |
 //! | POST | `/testkit/tokens` | `{"token","user","groups"}` or `{"token","serviceAccount":"NS/NAME"}` |
 
@@ -104,6 +105,9 @@ fn route(
         (Method::POST, ["kubelet", "pods", ns, name, "phase"]) => {
             let phase = query.get("phase").map_or("Running", String::as_str);
             kubelet.set_phase(ns, name, phase)
+        }
+        (Method::POST, ["kubelet", "pods", ns, name, "restart"]) => {
+            kubelet.restart_container(ns, name, query.get("container").map(String::as_str))
         }
         (Method::POST, ["kubelet", "pods", ns, name, "stopped"]) => {
             kubelet.containers_stopped(ns, name)?;

@@ -132,11 +132,24 @@ pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
         kubeconfig,
         identity: IDENTITY.into(),
         log: dir.join("controller.log"),
-        rust_log: "warn".into(),
+        // Its startup lines, and what a person should act on.
+        rust_log: "warn,zen_lead_controller::run=info".into(),
         args: Vec::new(),
     }
     .spawn()?;
-    controller.wait_ready(Duration::from_secs(60)).await?;
+    // Warm: it leads its own Lease and has reconciled every pool once (each has its series).
+    let pools = options.pools;
+    controller
+        .wait_metrics(
+            options.converge_within,
+            "leading, and every pool reconciled",
+            move |text| {
+                sum_metric(text, "controller_leading") >= 1.0
+                    && series(text, "zen_lead_candidates") >= pools
+            },
+        )
+        .await?;
+    let ready_at_start = controller.is_ready();
     let (idle_rss, _) = controller.memory_kib().unwrap_or_default();
 
     // The watches that see convergence start before the pods exist.
@@ -192,6 +205,10 @@ pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
 
     // Steady state: nothing changes; the controller renews every pool's Lease.
     server.accounting().reset();
+    let reconciles_before = controller
+        .metrics_text()
+        .map(|text| sum_metric(&text, "reconcile_duration_seconds_count"))
+        .unwrap_or(0.0);
     let window = Instant::now();
     tokio::time::sleep(options.steady).await;
     let seconds = window.elapsed().as_secs_f64();
@@ -207,10 +224,11 @@ pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
         });
     let total: u64 = verbs.values().sum();
     let (steady_rss, steady_hwm) = controller.memory_kib().unwrap_or_default();
-    let reconcile_errors = controller
-        .metrics_text()
-        .map(|text| sum_metric(&text, "reconcile_errors"))
-        .unwrap_or(0.0);
+    let metrics = controller.metrics_text().unwrap_or_default();
+    let reconciles =
+        sum_metric(&metrics, "reconcile_duration_seconds_count") - reconciles_before;
+    let reconcile_errors = sum_metric(&metrics, "reconcile_errors");
+    let lease_write_errors = sum_metric(&metrics, "lease_write_errors");
     let exit = controller.stop(Duration::from_secs(20));
 
     let mut out = String::new();
@@ -224,6 +242,10 @@ pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
     let mut row = |name: &str, value: String| {
         let _ = writeln!(out, "{name:<52} {value:>14}");
     };
+    row(
+        "/readyz once every pool was reconciled",
+        if ready_at_start { "200" } else { "503" }.into(),
+    );
     row("resident memory, idle (policies only)", mib(idle_rss));
     row("resident memory, converged", mib(converged_rss));
     row(
@@ -265,9 +287,14 @@ pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
         "steady-state API requests/s per pool",
         format!("{:.3}", total as f64 / seconds / options.pools as f64),
     );
+    row("steady-state reconciles/s", format!("{:.1}", reconciles / seconds));
     row(
-        "reconcile errors (metric)",
+        "reconcile errors, whole run (metric)",
         format!("{reconcile_errors:.0}"),
+    );
+    row(
+        "Lease write errors, whole run (metric)",
+        format!("{lease_write_errors:.0}"),
     );
     row(
         "exit after SIGTERM",
@@ -477,11 +504,18 @@ async fn check_consistent(
     Ok(())
 }
 
+/// How many samples the metric family `name` has.
+fn series(text: &str, name: &str) -> usize {
+    text.lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .count()
+}
+
 /// The sum of every sample of the metric family whose name contains `name`.
 fn sum_metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.split(['{', ' ']).next().is_some_and(|n| n.contains(name)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |sum, v| sum + v)
 }

@@ -59,6 +59,16 @@ pub enum ControllerError {
         /// Its log.
         log: PathBuf,
     },
+    /// `/metrics` did not show what was waited for.
+    #[error("zen-lead-controller's /metrics did not show {what} within {within:?}; see {log}")]
+    Metrics {
+        /// What was waited for.
+        what: &'static str,
+        /// The bound.
+        within: Duration,
+        /// Its log.
+        log: PathBuf,
+    },
     /// A signal could not be sent.
     #[error("signalling zen-lead-controller")]
     Signal(#[source] nix::Error),
@@ -174,6 +184,40 @@ impl ControllerProcess {
                 });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether `/readyz` answers 200 now.
+    pub fn is_ready(&self) -> bool {
+        http_get(self.metrics, "/readyz").is_some_and(|(code, _)| code == 200)
+    }
+
+    /// Waits until `/metrics` satisfies `done`.
+    pub async fn wait_metrics(
+        &mut self,
+        within: Duration,
+        what: &'static str,
+        done: impl Fn(&str) -> bool,
+    ) -> Result<(), ControllerError> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(ControllerError::Exited {
+                    status,
+                    log: self.log.clone(),
+                });
+            }
+            if self.metrics_text().is_some_and(|text| done(&text)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(ControllerError::Metrics {
+                    what,
+                    within,
+                    log: self.log.clone(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

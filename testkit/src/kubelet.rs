@@ -172,6 +172,52 @@ impl Kubelet {
         })
     }
 
+    /// A container crashed and was restarted, as a kubelet reports it: `restartCount` + 1,
+    /// `lastState.terminated` (exit code 137), `state.running` again since now. With `None`,
+    /// every container restarts. The Ready condition stays True but its `lastTransitionTime`
+    /// moves to now, as after the readiness probe passes again.
+    pub fn restart_container(
+        &self,
+        ns: &str,
+        name: &str,
+        container: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let now = app::now_time();
+        self.write_status(ns, name, |pod| {
+            if let Some(cs) = pod
+                .pointer_mut("/status/containerStatuses")
+                .and_then(Value::as_array_mut)
+            {
+                for c in cs.iter_mut() {
+                    if container.is_some_and(|n| c["name"] != n) {
+                        continue;
+                    }
+                    let count = c["restartCount"].as_i64().unwrap_or(0) + 1;
+                    let started = c
+                        .pointer("/state/running/startedAt")
+                        .cloned()
+                        .unwrap_or(json!(now));
+                    c["restartCount"] = json!(count);
+                    c["lastState"] = json!({"terminated": {
+                        "exitCode": 137, "reason": "Error", "startedAt": started, "finishedAt": now,
+                    }});
+                    c["state"] = json!({"running": {"startedAt": now}});
+                    c["started"] = json!(true);
+                }
+            }
+            if let Some(conds) = pod
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+            {
+                for c in conds.iter_mut() {
+                    if matches!(c["type"].as_str(), Some("Ready" | "ContainersReady")) {
+                        c["lastTransitionTime"] = json!(now);
+                    }
+                }
+            }
+        })
+    }
+
     /// The pod's containers stopped: a terminating pod is removed now (finalizers permitting).
     pub fn containers_stopped(&self, ns: &str, name: &str) -> Result<(), ApiError> {
         let pod = self
