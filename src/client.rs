@@ -32,10 +32,21 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ClientError {
     /// No kubeconfig and no in-cluster config could be loaded.
     #[error("cannot load a kubeconfig or in-cluster config: set KUBECONFIG or run in a pod")]
-    InferConfig(#[source] kube::config::InferConfigError),
+    InferConfig(#[source] LoadConfigError),
     /// The config could not be turned into a client (e.g. bad TLS material).
     #[error("cannot build the Kubernetes client from its config")]
     BuildClient(#[source] kube::Error),
+}
+
+/// Why no config could be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadConfigError {
+    /// Neither the kubeconfig nor the in-cluster config loaded.
+    #[error(transparent)]
+    Infer(kube::config::InferConfigError),
+    /// With neither `KUBECONFIG` nor `HOME` set only the in-cluster config is tried.
+    #[error("no KUBECONFIG, no HOME, and not in a pod ({0})")]
+    InClusterOnly(kube::config::InClusterError),
 }
 
 /// The user agent for `identity`: `zen-lead/<version> (<identity>)`.
@@ -99,9 +110,18 @@ pub fn from_config(config: kube::Config, identity: &str) -> Result<kube::Client,
 
 /// Builds a client from the default config (`KUBECONFIG`/`~/.kube/config`, or in-cluster).
 pub async fn infer(identity: &str) -> Result<kube::Client, ClientError> {
-    let config = kube::Config::infer()
-        .await
-        .map_err(ClientError::InferConfig)?;
+    let config = if std::env::var_os("KUBECONFIG").is_none() && std::env::var_os("HOME").is_none() {
+        // Without HOME, kube would look `~` up in the user database (getpwuid_r). A static glibc
+        // binary (images/README.md) cannot load the host's NSS modules and crashes there, for
+        // example as a uid without a passwd entry in an empty environment. Only the in-cluster
+        // config is left to try.
+        kube::Config::incluster()
+            .map_err(|e| ClientError::InferConfig(LoadConfigError::InClusterOnly(e)))?
+    } else {
+        kube::Config::infer()
+            .await
+            .map_err(|e| ClientError::InferConfig(LoadConfigError::Infer(e)))?
+    };
     from_config(config, identity)
 }
 

@@ -1,25 +1,224 @@
 //! The install manifests and examples apply cleanly with the real `kubectl`, in the documented
-//! order (README, Install), and the LeaderPolicy CRD behaves as docs/API.md says.
+//! order (docs/INSTALL.md), the controller's Deployment is hardened as docs/INSTALL.md says, and
+//! the LeaderPolicy CRD behaves as docs/API.md says.
 
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
+use serde_json::Value;
 use zen_lead_testkit::TestServer;
 
-fn kubectl(server: &TestServer, args: &[&str]) -> (bool, String) {
-    let out = Command::new("kubectl")
+fn kubectl_output(server: &TestServer, args: &[&str]) -> Output {
+    Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(server.kubeconfig_path())
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .expect("run kubectl (it must be on the PATH)");
+        .expect("run kubectl (it must be on the PATH)")
+}
+
+fn kubectl(server: &TestServer, args: &[&str]) -> (bool, String) {
+    let out = kubectl_output(server, args);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// Applies cleanly: exit 0, nothing on stderr (no error, no warning), every object created.
+/// Returns the `kind/name` of each object kubectl reports.
+fn apply_cleanly(server: &TestServer, args: &[&str]) -> BTreeSet<String> {
+    let out = kubectl_output(server, args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "kubectl {} did not apply cleanly:\n{stdout}{stderr}",
+        args.join(" ")
+    );
+    stdout
+        .lines()
+        .map(|line| {
+            let (object, verb) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("unexpected kubectl output line {line:?}"));
+            assert_eq!(verb, "created", "on an empty server: {line}");
+            object.to_string()
+        })
+        .collect()
+}
+
+/// The objects of the install (docs/INSTALL.md), as kubectl names them.
+const INSTALLED: [&str; 7] = [
+    "customresourcedefinition.apiextensions.k8s.io/leaderpolicies.coordination.kube-zen.io",
+    "clusterrole.rbac.authorization.k8s.io/zen-lead-workload",
+    "clusterrole.rbac.authorization.k8s.io/zen-lead-controller",
+    "clusterrolebinding.rbac.authorization.k8s.io/zen-lead-controller",
+    "namespace/zen-lead-system",
+    "serviceaccount/zen-lead-controller",
+    "deployment.apps/zen-lead-controller",
+];
+
+fn installed() -> BTreeSet<String> {
+    INSTALLED.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_in_three_steps_applies_cleanly_on_an_empty_server() {
+    let server = TestServer::start().await.expect("start the testkit");
+    let mut objects = BTreeSet::new();
+    // Exactly docs/INSTALL.md's commands, in that order; a Kustomization file in any of these
+    // directories would be sent as an object and fail here.
+    for dir in ["config/crd/bases/", "config/rbac/", "deploy/"] {
+        objects.extend(apply_cleanly(&server, &["apply", "-f", dir]));
+    }
+    assert_eq!(objects, installed());
+    // The binding names the ServiceAccount that the Deployment runs as.
+    let subject = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "clusterrolebinding/zen-lead-controller",
+            "-o",
+            "jsonpath={.subjects[0].namespace}/{.subjects[0].name} {.roleRef.name}",
+        ],
+    );
+    let account = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "-n",
+            "zen-lead-system",
+            "deployment/zen-lead-controller",
+            "-o",
+            "jsonpath={.spec.template.spec.serviceAccountName}",
+        ],
+    );
+    assert_eq!(
+        subject.trim(),
+        format!("zen-lead-system/{} zen-lead-controller", account.trim())
+    );
+    // Applying the same install again changes nothing.
+    for dir in ["config/crd/bases/", "config/rbac/", "deploy/"] {
+        let text = kubectl_ok(&server, &["apply", "-f", dir]);
+        assert!(
+            text.lines().all(|l| l.ends_with(" unchanged")),
+            "re-applying {dir}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_with_kustomize_applies_the_same_objects_on_an_empty_server() {
+    let server = TestServer::start().await.expect("start the testkit");
+    let objects = apply_cleanly(&server, &["apply", "-k", "deploy/"]);
+    assert_eq!(objects, installed(), "kubectl apply -k deploy/");
+    // Both ways install the same thing: the three-step install finds it all unchanged.
+    for dir in ["config/crd/bases/", "config/rbac/", "deploy/"] {
+        let text = kubectl_ok(&server, &["apply", "-f", dir]);
+        assert!(
+            text.lines().all(|l| l.ends_with(" unchanged")),
+            "after -k, applying {dir}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_deployment_is_hardened_and_probed_as_documented() {
+    let server = TestServer::start().await.expect("start the testkit");
+    for dir in ["config/crd/bases/", "config/rbac/", "deploy/"] {
+        apply_cleanly(&server, &["apply", "-f", dir]);
+    }
+    let text = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "-n",
+            "zen-lead-system",
+            "deployment/zen-lead-controller",
+            "-o",
+            "json",
+        ],
+    );
+    let deployment: Value = serde_json::from_str(&text).expect("deployment JSON");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    let selector = &spec["selector"]["matchLabels"];
+    let pod = &spec["template"]["spec"];
+
+    // Two replicas on two nodes: spread by hostname over the Deployment's own pods.
+    let spread = &pod["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(spread["labelSelector"]["matchLabels"], *selector);
+    let anti =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(
+        anti["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        anti["podAffinityTerm"]["labelSelector"]["matchLabels"],
+        *selector
+    );
+
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    let security = &c["securityContext"];
+    assert!(
+        security["runAsUser"].as_u64().is_some_and(|uid| uid > 0),
+        "a numeric non-root user, so the kubelet can check runAsNonRoot on a scratch image: {security}"
+    );
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+
+    for kind in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            assert!(
+                c["resources"][kind][resource].is_string(),
+                "resources.{kind}.{resource}: {}",
+                c["resources"]
+            );
+        }
+    }
+
+    // The probes hit the controller's health endpoints on its metrics port.
+    let port = &c["ports"][0];
+    assert_eq!(port["name"], "metrics");
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}");
+        assert!(
+            get["port"] == port["name"] || get["port"] == port["containerPort"],
+            "{probe} port {} is the metrics port",
+            get["port"]
+        );
+    }
+
+    // Its identity and its own Lease's namespace come from the downward API.
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let var = c["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("env {name} missing"));
+        assert_eq!(var["valueFrom"]["fieldRef"]["fieldPath"], field, "{name}");
+    }
 }
 
 fn kubectl_ok(server: &TestServer, args: &[&str]) -> String {
@@ -47,6 +246,7 @@ async fn server_with_crd() -> TestServer {
 async fn install_then_every_example_applies_cleanly() {
     let server = server_with_crd().await;
     kubectl_ok(&server, &["apply", "-f", "config/rbac/"]);
+    kubectl_ok(&server, &["apply", "-f", "deploy/"]);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut applied = 0;
     for entry in std::fs::read_dir(&examples).expect("read examples/") {

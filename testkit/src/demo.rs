@@ -1,26 +1,33 @@
-//! The local demo (README command 1): the API server emulator and three `zen-lead-exec` replicas
-//! as real processes, a graceful handover and a crash failover, with measured times.
+//! The local demo (README command 1): the API server emulator, zen-lead-controller, three
+//! `zen-lead-exec` replicas each with its pod, and a pool of three annotation-only pods. It
+//! shows a graceful handover, a crash whose pod dies (failover on the controller's evidence), a
+//! crash without evidence (failover on expiry) and an annotation-only failover, with measured
+//! times, and what `kubectl` shows a user at each step.
 //!
 //! Every actor is a separate OS process talking HTTP to the emulator, exactly as in a cluster;
-//! the demo only starts them, kills them and reads the Lease. A new actor (the controller) is
-//! one more [`Process`] started in [`Demo::start`].
+//! the demo only starts them, kills them, plays the kubelet (through the emulator's admin
+//! endpoint) and reads what `kubectl` reads.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use serde_json::{Value, json};
 
+use crate::controller_process::{self, ControllerProcess, Launch};
 use crate::heartbeat::{self, Interval};
 
 /// The LeaderPolicy CRD, as committed.
 const CRD_YAML: &str =
     include_str!("../../config/crd/bases/coordination.kube-zen.io_leaderpolicies.yaml");
 
-/// Short timings so the crash failover takes seconds: renewDeadline 4s + killGrace 1s < 6s.
+/// Two pools with short timings, so that the expiry failover takes seconds:
+/// renewDeadline 4 s + killGrace 1 s < leaseDuration 6 s.
 const POLICY_YAML: &str = "\
 apiVersion: coordination.kube-zen.io/v1alpha1
 kind: LeaderPolicy
@@ -31,9 +38,20 @@ spec:
   leaseDurationSeconds: 6
   renewDeadlineSeconds: 4
   retryPeriodSeconds: 1
+---
+apiVersion: coordination.kube-zen.io/v1alpha1
+kind: LeaderPolicy
+metadata:
+  name: workers
+  namespace: default
+spec:
+  leaseDurationSeconds: 6
+  renewDeadlineSeconds: 4
+  retryPeriodSeconds: 1
 ";
 
 const REPLICAS: [&str; 3] = ["replica-a", "replica-b", "replica-c"];
+const WORKERS: [&str; 3] = ["worker-0", "worker-1", "worker-2"];
 const GIVE_UP: Duration = Duration::from_secs(60);
 
 /// A child process that is killed when dropped.
@@ -64,14 +82,27 @@ struct Demo {
     kubeconfig: PathBuf,
     heartbeats: PathBuf,
     exec: PathBuf,
+    server_addr: SocketAddr,
+    /// Pod UIDs of the exec replicas, by name.
+    pod_uids: BTreeMap<String, String>,
     replicas: BTreeMap<String, Process>,
-    // Declared last: dropped after the replicas, so they can release on the way out.
+    controller: Option<ControllerProcess>,
+    // Declared last: dropped after the replicas and the controller, so they can release.
     _server: Process,
 }
 
-/// Runs the demo; `exec` is the `zen-lead-exec` binary (default: next to this executable).
-pub async fn run(exec: Option<PathBuf>) -> anyhow::Result<()> {
-    let exec = match exec {
+/// Where the binaries the demo runs are.
+#[derive(Debug, Clone, Default)]
+pub struct Binaries {
+    /// `zen-lead-exec` (default: next to this executable).
+    pub exec: Option<PathBuf>,
+    /// `zen-lead-controller` (default: next to this executable).
+    pub controller: Option<PathBuf>,
+}
+
+/// Runs the demo.
+pub async fn run(binaries: Binaries) -> anyhow::Result<()> {
+    let exec = match binaries.exec {
         Some(path) => path,
         None => std::env::current_exe()
             .context("locating this executable")?
@@ -83,14 +114,16 @@ pub async fn run(exec: Option<PathBuf>) -> anyhow::Result<()> {
             exec.display()
         );
     }
-    let mut demo = Demo::start(exec)?;
-    let outcome = demo.script().await;
+    let controller = controller_process::locate(binaries.controller)?;
+    let started = Instant::now();
+    let mut demo = Demo::start(exec, controller).await?;
+    let outcome = demo.script(started).await;
     demo.stop();
     outcome
 }
 
 impl Demo {
-    fn start(exec: PathBuf) -> anyhow::Result<Self> {
+    async fn start(exec: PathBuf, controller: PathBuf) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("zen-lead-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let kubeconfig = dir.join("kubeconfig");
@@ -98,11 +131,11 @@ impl Demo {
         std::fs::write(&heartbeats, "").context("creating the heartbeat log")?;
 
         step("Starting the API server emulator (zen-lead-testkit serve)");
-        let server = start_server(&kubeconfig)?;
+        let (server, server_addr) = start_server(&kubeconfig)?;
 
-        step("Installing the LeaderPolicy CRD and a policy with kubectl");
+        step("Installing the LeaderPolicy CRD and two pools with kubectl");
         std::fs::write(dir.join("crd.yaml"), CRD_YAML).context("writing the CRD")?;
-        std::fs::write(dir.join("policy.yaml"), POLICY_YAML).context("writing the policy")?;
+        std::fs::write(dir.join("policies.yaml"), POLICY_YAML).context("writing the policies")?;
         kubectl(
             &kubeconfig,
             &["apply", "-f", &path_str(&dir.join("crd.yaml"))?],
@@ -115,14 +148,34 @@ impl Demo {
                 "crd/leaderpolicies.coordination.kube-zen.io",
             ],
         )?;
-        kubectl(
+        show(
             &kubeconfig,
-            &["apply", "-f", &path_str(&dir.join("policy.yaml"))?],
+            &["apply", "-f", &path_str(&dir.join("policies.yaml"))?],
         )?;
+
+        step("Starting zen-lead-controller (its own Lease in zen-lead-system)");
+        kubectl(&kubeconfig, &["create", "namespace", "zen-lead-system"])?;
+        let mut process = Launch {
+            exe: controller,
+            kubeconfig: kubeconfig.clone(),
+            identity: "zen-lead-controller-0".into(),
+            log: dir.join("controller.log"),
+            rust_log: "info".into(),
+            args: Vec::new(),
+        }
+        .spawn()?;
+        process.wait_ready(GIVE_UP).await?;
+        println!(
+            "  ready: /metrics, /healthz, /readyz on http://{}",
+            process.metrics
+        );
 
         Ok(Self {
             replicas: BTreeMap::new(),
+            pod_uids: BTreeMap::new(),
+            controller: Some(process),
             _server: server,
+            server_addr,
             dir,
             kubeconfig,
             heartbeats,
@@ -130,22 +183,32 @@ impl Demo {
         })
     }
 
-    async fn script(&mut self) -> anyhow::Result<()> {
-        step("Starting three zen-lead-exec replicas of `sh -c <heartbeat loop>`");
+    async fn script(&mut self, started: Instant) -> anyhow::Result<()> {
+        step("Three pods, each running zen-lead-exec around `sh -c <heartbeat loop>`");
         for name in REPLICAS {
-            let process = self.start_replica(name)?;
+            let pod = self.run_pod(name, "demo")?;
+            let uid = pod
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .context("the created pod has no uid")?
+                .to_string();
+            self.pod_uids.insert(name.to_string(), uid);
+        }
+        for name in REPLICAS {
+            let process = self.start_replica(name, true)?;
             self.replicas.insert(name.to_string(), process);
         }
         let first = self.wait_for_start(0).await?;
         println!("  {} leads, term {}", first.identity, first.term);
-        self.show_lease()?;
+        self.wait_for_roles("demo", &first.identity).await?;
+        show(&self.kubeconfig, &["get", "lp", "demo"])?;
+        show_roles(&self.kubeconfig, "demo")?;
         // Let the leader work for a moment, so the heartbeat log has something to check.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
 
-        step(&format!(
-            "Graceful handover: SIGTERM to {} (it stops its child, then releases the lease)",
-            first.identity
-        ));
+        step(
+            "Graceful handover: SIGTERM to the leader's zen-lead-exec (it stops its child, then releases)",
+        );
         let graceful_from = Instant::now();
         self.replica(&first.identity)?
             .signal(nix::sys::signal::Signal::SIGTERM)?;
@@ -157,22 +220,73 @@ impl Demo {
             second.term,
             graceful.as_millis()
         );
+        // The kubelet restarts the container that exited; it comes back as a follower.
+        self.restart_replica(&first.identity).await?;
 
         step(&format!(
-            "Crash failover: SIGKILL to {} and its child (no release; the lease must expire)",
+            "Crash whose pod dies: SIGKILL {}'s zen-lead-exec and child; the kubelet reports the restart",
             second.identity
         ));
-        let crash_from = Instant::now();
+        let evidence_from = Instant::now();
         self.kill_replica(&second.identity)?;
+        self.admin_post(&format!("kubelet/pods/default/{}/restart", second.identity))?;
         let third = self.wait_for_start(second.term).await?;
-        let crash = crash_from.elapsed();
+        let evidence = evidence_from.elapsed();
         println!(
-            "  {} leads, term {}, {} ms after the kill",
+            "  {} leads, term {}, {} ms after the kill (the controller handed over on evidence)",
             third.identity,
             third.term,
-            crash.as_millis()
+            evidence.as_millis()
         );
-        self.show_lease()?;
+        self.show_lease("demo")?;
+        self.restart_replica(&second.identity).await?;
+
+        step(&format!(
+            "Crash without evidence: SIGKILL {}'s zen-lead-exec and child; its pod stays Running",
+            third.identity
+        ));
+        let expiry_from = Instant::now();
+        self.kill_replica(&third.identity)?;
+        let fourth = self.wait_for_start(third.term).await?;
+        let expiry = expiry_from.elapsed();
+        println!(
+            "  {} leads, term {}, {} ms after the kill (the lease expired)",
+            fourth.identity,
+            fourth.term,
+            expiry.as_millis()
+        );
+        self.wait_for_roles("demo", &fourth.identity).await?;
+        show(&self.kubeconfig, &["get", "lp", "demo"])?;
+        show_roles(&self.kubeconfig, "demo")?;
+
+        step("Annotation-only pods: three pods with the two annotations, no zen-lead-exec");
+        println!("  annotations: zen-lead/pool: workers, zen-lead/join: \"true\"");
+        for name in WORKERS {
+            self.run_pod(name, "workers")?;
+        }
+        let worker = self.wait_for_holder("workers", None).await?;
+        self.wait_for_roles("workers", &worker).await?;
+        show(&self.kubeconfig, &["get", "lp", "workers"])?;
+        show_roles(&self.kubeconfig, "workers")?;
+
+        step(&format!(
+            "Deleting the leader pod {worker}: its containers stop, the deletion completes"
+        ));
+        let deleted_from = Instant::now();
+        kubectl(
+            &self.kubeconfig,
+            &["delete", "pod", &worker, "--wait=false"],
+        )?;
+        self.admin_post(&format!("kubelet/pods/default/{worker}/stopped"))?;
+        let successor = self.wait_for_holder("workers", Some(&worker)).await?;
+        let deleted = deleted_from.elapsed();
+        self.wait_for_roles("workers", &successor).await?;
+        println!(
+            "  {successor} leads, {} ms after the delete (the controller handed over on evidence)",
+            deleted.as_millis()
+        );
+        show(&self.kubeconfig, &["get", "lp"])?;
+        show_roles(&self.kubeconfig, "workers")?;
 
         step("Checking the heartbeats: no two terms ever ran at once");
         let text = std::fs::read_to_string(&self.heartbeats)?;
@@ -185,38 +299,83 @@ impl Demo {
 
         step("Summary");
         let mut table = String::new();
-        let _ = writeln!(table, "  {:<20} {:>10}  bound", "event", "measured");
-        let _ = writeln!(
-            table,
-            "  {:<20} {:>7} ms  one watch event after the old child exited",
+        let _ = writeln!(table, "  {:<34} {:>10}  bound", "event", "measured");
+        let mut row = |event: &str, took: Duration, bound: &str| {
+            let _ = writeln!(table, "  {event:<34} {:>7} ms  {bound}", took.as_millis());
+        };
+        row(
             "graceful handover",
-            graceful.as_millis()
+            graceful,
+            "one watch event after the old child exited",
         );
-        let _ = writeln!(
-            table,
-            "  {:<20} {:>7} ms  leaseDuration (6 s) after the last renewal seen",
-            "crash failover",
-            crash.as_millis()
+        row(
+            "crash, pod restarted (evidence)",
+            evidence,
+            "the controller's reaction to the restart, then one watch event",
+        );
+        row(
+            "crash, no evidence (expiry)",
+            expiry,
+            "leaseDuration (6 s) after the last renewal seen",
+        );
+        row(
+            "annotation-only, pod deleted",
+            deleted,
+            "the controller's reaction to the deletion",
         );
         print!("{table}");
-        println!("  files: {}", self.dir.display());
+        println!(
+            "  whole demo: {:.1} s; files (logs, heartbeats): {}",
+            started.elapsed().as_secs_f64(),
+            self.dir.display()
+        );
         Ok(())
     }
 
-    fn start_replica(&self, name: &str) -> anyhow::Result<Process> {
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))
-            .context("creating a replica log")?;
+    /// A Running, Ready pod in `default`, candidate of `pool` (as the kubelet reports it).
+    fn run_pod(&self, name: &str, pool: &str) -> anyhow::Result<Value> {
+        let pod = json!({
+            "metadata": {
+                "name": name,
+                "annotations": {"zen-lead/pool": pool, "zen-lead/join": "true"},
+            },
+        });
+        self.admin_post_json("kubelet/pods/default", &pod)
+    }
+
+    /// Starts `zen-lead-exec` in the pod `name`, with the env its pod spec would give it.
+    fn start_replica(&self, name: &str, print: bool) -> anyhow::Result<Process> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .context("opening a replica log")?;
+        let uid = self
+            .pod_uids
+            .get(name)
+            .with_context(|| format!("no pod for {name}"))?;
+        let args = [
+            "--pool",
+            "demo",
+            "--kill-grace",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            heartbeat::SCRIPT,
+        ];
+        if print {
+            println!(
+                "  POD_NAME={name} POD_NAMESPACE=default POD_UID={uid} {} --pool demo --kill-grace 1s -- sh -c \"$HEARTBEAT\"",
+                self.exec.display()
+            );
+        }
         let child = Command::new(&self.exec)
-            .args([
-                "--pool",
-                "demo",
-                "--namespace",
-                "default",
-                "--identity",
-                name,
-            ])
-            .args(["--kill-grace", "1s", "--", "sh", "-c", heartbeat::SCRIPT])
+            .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
+            .env("POD_NAME", name)
+            .env("POD_NAMESPACE", "default")
+            .env("POD_UID", uid)
             .env("HB", &self.heartbeats)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -228,6 +387,20 @@ impl Demo {
             name: name.to_string(),
             child,
         })
+    }
+
+    /// The kubelet restarts a container that exited: the same pod, a new process.
+    async fn restart_replica(&mut self, name: &str) -> anyhow::Result<()> {
+        if let Some(mut old) = self.replicas.remove(name) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(old.child.try_wait(), Ok(None)) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let process = self.start_replica(name, false)?;
+        self.replicas.insert(name.to_string(), process);
+        println!("  {name}: its container restarted; it follows");
+        Ok(())
     }
 
     fn replica(&self, name: &str) -> anyhow::Result<&Process> {
@@ -272,19 +445,107 @@ impl Demo {
         }
     }
 
-    fn show_lease(&self) -> anyhow::Result<()> {
+    /// Waits until the pool's status names a holder other than `not`; returns it.
+    async fn wait_for_holder(&self, pool: &str, not: Option<&str>) -> anyhow::Result<String> {
+        let deadline = Instant::now() + GIVE_UP;
+        loop {
+            let holder = kubectl(
+                &self.kubeconfig,
+                &[
+                    "get",
+                    "lp",
+                    pool,
+                    "-o",
+                    "jsonpath={.status.currentHolder.name}",
+                ],
+            )?;
+            if !holder.is_empty() && Some(holder.as_str()) != not {
+                return Ok(holder);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "pool {pool} got no new holder within {GIVE_UP:?}; see {}",
+                    self.dir.join("controller.log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the controller has written `leader` on `leader` and `follower` on every other
+    /// candidate of `pool`, and the pool's status names `leader`.
+    async fn wait_for_roles(&self, pool: &str, leader: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + GIVE_UP;
+        loop {
+            let roles = kubectl(
+                &self.kubeconfig,
+                &[
+                    "get",
+                    "pods",
+                    "-l",
+                    &format!("zen-lead/pool={pool}"),
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.zen-lead/role} {end}",
+                ],
+            )?;
+            let holder = kubectl(
+                &self.kubeconfig,
+                &[
+                    "get",
+                    "lp",
+                    pool,
+                    "-o",
+                    "jsonpath={.status.currentHolder.name}",
+                ],
+            )?;
+            let pairs: Vec<(&str, &str)> = roles
+                .split_whitespace()
+                .filter_map(|pair| pair.split_once('='))
+                .collect();
+            let settled = holder == leader
+                && pairs.iter().any(|(name, _)| *name == leader)
+                && pairs.iter().all(|(name, role)| {
+                    *role
+                        == if *name == leader {
+                            "leader"
+                        } else {
+                            "follower"
+                        }
+                });
+            if settled {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the controller did not write {pool}'s roles for leader {leader} within {GIVE_UP:?} (status: {holder:?}, roles: {roles}); see {}",
+                    self.dir.join("controller.log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn show_lease(&self, pool: &str) -> anyhow::Result<()> {
         let out = kubectl(
             &self.kubeconfig,
             &[
                 "get",
                 "lease",
-                "demo",
+                pool,
                 "-o",
                 "jsonpath={.spec.holderIdentity} term={.spec.leaseTransitions} renewer={.metadata.annotations.zen-lead/renewer}",
             ],
         )?;
-        println!("  kubectl get lease demo: {out}");
+        println!("  kubectl get lease {pool}: {out}");
         Ok(())
+    }
+
+    fn admin_post(&self, path: &str) -> anyhow::Result<Value> {
+        admin(self.server_addr, path, None)
+    }
+
+    fn admin_post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        admin(self.server_addr, path, Some(body))
     }
 
     fn stop(&mut self) {
@@ -301,6 +562,9 @@ impl Demo {
             }
         }
         self.replicas.clear();
+        if let Some(mut controller) = self.controller.take() {
+            controller.stop(Duration::from_secs(10));
+        }
     }
 }
 
@@ -314,7 +578,7 @@ fn path_str(path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
-fn start_server(kubeconfig: &Path) -> anyhow::Result<Process> {
+fn start_server(kubeconfig: &Path) -> anyhow::Result<(Process, SocketAddr)> {
     let exe = std::env::current_exe().context("locating this executable")?;
     let mut child = Command::new(exe)
         .args(["serve", "--addr", "127.0.0.1:0", "--kubeconfig"])
@@ -334,12 +598,47 @@ fn start_server(kubeconfig: &Path) -> anyhow::Result<Process> {
         let line = line.context("reading the server's output")?;
         if let Some(url) = line.strip_prefix("listening on ") {
             println!("  {url}");
+            let addr: SocketAddr = url
+                .trim_start_matches("http://")
+                .parse()
+                .with_context(|| format!("the server's address {url}"))?;
             // Keep draining stdout so the server never blocks on a full pipe.
             std::thread::spawn(move || lines.for_each(drop));
-            return Ok(process);
+            return Ok((process, addr));
         }
     }
     bail!("zen-lead-testkit serve exited before it was ready")
+}
+
+/// A POST to the emulator's admin endpoint (the demo's kubelet); the JSON answer.
+fn admin(addr: SocketAddr, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut stream =
+        TcpStream::connect(addr).with_context(|| format!("connecting to {addr} (admin)"))?;
+    write!(
+        stream,
+        "POST /testkit/{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .context("sending an admin request")?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .context("reading an admin answer")?;
+    let (head, payload) = response
+        .split_once("\r\n\r\n")
+        .context("a malformed admin answer")?;
+    let ok = head
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code.starts_with('2'));
+    if !ok {
+        bail!(
+            "admin POST /testkit/{path}: {}: {payload}",
+            head.lines().next().unwrap_or_default()
+        );
+    }
+    serde_json::from_str(payload).with_context(|| format!("admin POST /testkit/{path}: {payload}"))
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
@@ -357,6 +656,31 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Runs kubectl and prints the command and its output, as a user would see them.
+fn show(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = kubectl(kubeconfig, args)?;
+    println!("  $ kubectl {}", args.join(" "));
+    for line in out.lines() {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+/// `kubectl get pods` of a pool with the role column.
+fn show_roles(kubeconfig: &Path, pool: &str) -> anyhow::Result<()> {
+    show(
+        kubeconfig,
+        &[
+            "get",
+            "pods",
+            "-l",
+            &format!("zen-lead/pool={pool}"),
+            "-L",
+            "zen-lead/role",
+        ],
+    )
 }
 
 /// Direct children of `parent`, from /proc.

@@ -31,6 +31,8 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod cluster;
+pub mod controller_bench;
+pub mod controller_process;
 pub mod convert;
 pub mod crd;
 pub mod delete;

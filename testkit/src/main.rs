@@ -1,4 +1,5 @@
-//! `zen-lead-testkit`: serve the API server emulator, or benchmark it.
+//! `zen-lead-testkit`: serve the API server emulator, run the demo, or benchmark the emulator
+//! or zen-lead-controller.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,11 +47,33 @@ enum Command {
         #[arg(long, value_name = "FROM=TO", value_parser = parse_resolve, requires = "process_kubelet")]
         resolve: Vec<(String, PathBuf)>,
     },
-    /// The local demo: this server, three zen-lead-exec replicas, a handover and a failover.
+    /// The local demo: this server, zen-lead-controller, three zen-lead-exec replicas and three
+    /// annotation-only pods; handovers and failovers with measured times.
     Demo {
         /// The zen-lead-exec binary (default: next to this executable).
         #[arg(long)]
         exec: Option<PathBuf>,
+        /// The zen-lead-controller binary (default: next to this executable).
+        #[arg(long)]
+        controller: Option<PathBuf>,
+    },
+    /// Measure zen-lead-controller: memory, convergence and steady-state requests at scale.
+    BenchController {
+        /// LeaderPolicies.
+        #[arg(long, default_value_t = 1_000)]
+        pools: usize,
+        /// Annotation-only candidate pods per pool.
+        #[arg(long, default_value_t = 5)]
+        pods_per_pool: usize,
+        /// Length of the steady-state window, in seconds.
+        #[arg(long, default_value_t = 30)]
+        steady_seconds: u64,
+        /// Upper bound on convergence, in seconds.
+        #[arg(long, default_value_t = 120)]
+        max_seconds: u64,
+        /// The zen-lead-controller binary (default: next to this executable).
+        #[arg(long)]
+        controller: Option<PathBuf>,
     },
     /// Measure list/watch throughput and watch latency (loopback only).
     Bench {
@@ -129,7 +152,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             drop(server);
             Ok(())
         }
-        Command::Demo { exec } => zen_lead_testkit::demo::run(exec).await,
+        Command::Demo { exec, controller } => {
+            zen_lead_testkit::demo::run(zen_lead_testkit::demo::Binaries { exec, controller }).await
+        }
+        Command::BenchController {
+            pools,
+            pods_per_pool,
+            steady_seconds,
+            max_seconds,
+            controller,
+        } => {
+            let report = zen_lead_testkit::controller_bench::run(
+                zen_lead_testkit::controller_bench::Options {
+                    pools,
+                    pods_per_pool,
+                    steady: std::time::Duration::from_secs(steady_seconds),
+                    converge_within: std::time::Duration::from_secs(max_seconds),
+                    controller,
+                },
+            )
+            .await
+            .context("running the controller benchmark")?;
+            print!("{report}");
+            Ok(())
+        }
         Command::Bench {
             objects,
             watchers,
