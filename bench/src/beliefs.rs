@@ -89,7 +89,10 @@ mod tests {
 
     /// Samples every `step_ms` from `from_ms` to `to_ms` inclusive.
     fn every(step_ms: u64, from_ms: u64, to_ms: u64) -> Vec<u64> {
-        (from_ms..=to_ms).step_by(step_ms as usize).map(|t| t * MS).collect()
+        (from_ms..=to_ms)
+            .step_by(step_ms as usize)
+            .map(|t| t * MS)
+            .collect()
     }
 
     #[test]

@@ -112,7 +112,14 @@ impl Launcher {
                 let ms = |d: Duration| format!("{}ms", d.as_millis());
                 let mut c = Command::new(&self.exec_bin);
                 c.env("KUBECONFIG", &self.kubeconfig)
-                    .args(["--pool", pool, "--namespace", NAMESPACE, "--identity", identity])
+                    .args([
+                        "--pool",
+                        pool,
+                        "--namespace",
+                        NAMESPACE,
+                        "--identity",
+                        identity,
+                    ])
                     .args(["--lease-duration", &ms(t.lease_duration)])
                     .args(["--renew-deadline", &ms(t.renew_deadline)])
                     .args(["--retry-period", &ms(t.retry_period)])
@@ -139,7 +146,10 @@ impl Launcher {
                 c.arg(&py.script)
                     .arg(&self.kubeconfig)
                     .args([pool, identity])
-                    .args([t.lease_duration, t.renew_deadline, t.retry_period].map(|d| d.as_secs().to_string()))
+                    .args(
+                        [t.lease_duration, t.renew_deadline, t.retry_period]
+                            .map(|d| d.as_secs().to_string()),
+                    )
                     .env("PYTHONUNBUFFERED", "1")
                     .stdin(Stdio::piped());
                 c
@@ -257,7 +267,7 @@ impl Candidate {
     /// `limit` for it.
     pub async fn wait_leading(&self, after: u64, limit: Duration) -> Option<u64> {
         let mut latest = self.latest.clone();
-        tokio::time::timeout(limit, latest.wait_for(|t| *t >= after))
+        tokio::time::timeout(limit, latest.wait_for(|t| *t > 0 && *t >= after))
             .await
             .ok()?
             .ok()?;
@@ -336,7 +346,8 @@ impl Candidate {
                 .flatten()
                 .flatten();
             for task in tasks {
-                let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                let children =
+                    std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
                 out.extend(
                     children
                         .split_whitespace()

@@ -27,7 +27,8 @@ impl Histories {
         let inner = out.inner.clone();
         let api: kube::Api<Lease> = kube::Api::namespaced(client, NAMESPACE);
         tokio::spawn(async move {
-            let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+            let mut events =
+                std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
             while let Some(event) = events.next().await {
                 let (lease, e) = match event {
                     Ok(watcher::Event::Apply(l) | watcher::Event::InitApply(l)) => {

@@ -135,7 +135,8 @@ pub struct Output {
 /// Runs the selected figures against one in-process API server.
 pub async fn run(settings: &Settings) -> Result<Output, RunError> {
     let server = TestServer::start().await.map_err(RunError::Start)?;
-    let exec_bin = exec::ensure_binary(settings.exec_bin.as_deref()).map_err(RunError::ExecBinary)?;
+    let exec_bin =
+        exec::ensure_binary(settings.exec_bin.as_deref()).map_err(RunError::ExecBinary)?;
     let mut missing = Vec::new();
     let python = if settings.python {
         match python::ensure() {
@@ -169,7 +170,11 @@ pub async fn run(settings: &Settings) -> Result<Output, RunError> {
             lease: settings.lease_duration,
             logs,
         },
-        histories: Histories::watch(server.client_as(leases::OBSERVER).map_err(RunError::Client)?),
+        histories: Histories::watch(
+            server
+                .client_as(leases::OBSERVER)
+                .map_err(RunError::Client)?,
+        ),
         admin: server
             .client_as("zen-lead-bench-admin")
             .map_err(RunError::Client)?,
@@ -186,7 +191,12 @@ pub async fn run(settings: &Settings) -> Result<Output, RunError> {
             when(f.requests, scenario::requests(&bench)),
             when(f.safety, safety::run(&bench)),
         );
-        (results.handover, results.failover, results.requests, results.safety) = (h, fo, r, s);
+        (
+            results.handover,
+            results.failover,
+            results.requests,
+            results.safety,
+        ) = (h, fo, r, s);
     } else {
         tracing::info!("figure 1: graceful handover");
         results.handover = when(f.handover, scenario::handover(&bench)).await;

@@ -80,7 +80,12 @@ pub fn sample_forever() -> ! {
 /// Runs one peer candidate until stdin closes or a release completes.
 pub async fn run(args: CandidateArgs) -> Result<(), PeerError> {
     let contender = Contender::from_slug(&args.library)
-        .filter(|c| matches!(c, Contender::KubeLeaderElection | Contender::KubeLeaseManager))
+        .filter(|c| {
+            matches!(
+                c,
+                Contender::KubeLeaderElection | Contender::KubeLeaseManager
+            )
+        })
         .ok_or_else(|| PeerError::Library(args.library.clone()))?;
     let lease = Duration::from_millis(args.lease_ms);
     let client_error = |source: Box<dyn std::error::Error + Send + Sync>| PeerError::Client {
@@ -90,7 +95,9 @@ pub async fn run(args: CandidateArgs) -> Result<(), PeerError> {
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     // Clients first, so that `go` starts the library itself and nothing else.
     let lib = match contender {
-        Contender::KubeLeaderElection => Lib::Kle(kube4_client(&args.url, &args.identity).map_err(client_error)?),
+        Contender::KubeLeaderElection => {
+            Lib::Kle(kube4_client(&args.url, &args.identity).map_err(client_error)?)
+        }
         _ => Lib::Klm(kube5_client(&args.url, &args.identity).map_err(client_error)?),
     };
     emit("ready");

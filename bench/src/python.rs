@@ -65,7 +65,13 @@ pub fn ensure() -> Result<PythonPeer, PythonError> {
         run(Command::new("python3").arg("-m").arg("venv").arg(&dir))
             .map_err(|d| step("python3 -m venv", d))?;
         run(Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .arg(REQUIREMENT))
         .map_err(|d| step(&format!("pip install {REQUIREMENT}"), d))?;
     }
@@ -79,10 +85,14 @@ pub fn ensure() -> Result<PythonPeer, PythonError> {
     if major < 37 {
         return Err(step(
             "checking the kubernetes version",
-            format!("{version} is older than 37; remove {} to reinstall", dir.display()),
+            format!(
+                "{version} is older than 37; remove {} to reinstall",
+                dir.display()
+            ),
         ));
     }
-    std::fs::write(&script, SCRIPT).map_err(|e| step("writing the candidate script", e.to_string()))?;
+    std::fs::write(&script, SCRIPT)
+        .map_err(|e| step("writing the candidate script", e.to_string()))?;
     Ok(PythonPeer {
         python,
         script,

@@ -84,7 +84,11 @@ fn header(bench: &Bench<'_>) -> String {
         "# zen-lead vs peers\n\nOne run, one in-process testkit API server (HTTP on 127.0.0.1); every candidate is a process of its own. How each library is driven:\n\n| library | settings |\n|---|---|\n",
     );
     for c in &bench.contenders {
-        let _ = writeln!(out, "| {c} | {} |", c.settings(bench.settings.lease_duration));
+        let _ = writeln!(
+            out,
+            "| {c} | {} |",
+            c.settings(bench.settings.lease_duration)
+        );
     }
     for (c, why) in &bench.missing {
         let _ = writeln!(out, "| {c} | not measured: {why} |");
@@ -350,7 +354,10 @@ fn rows(bench: &Bench<'_>, results: &Results) -> Vec<Row> {
     if let Some(r) = &results.handover {
         out.push((
             "graceful_handover_p50_ms".into(),
-            format!("graceful handover, p50 of {}", bench.settings.handover_rounds),
+            format!(
+                "graceful handover, p50 of {}",
+                bench.settings.handover_rounds
+            ),
             p50(r),
         ));
     }
@@ -365,24 +372,32 @@ fn rows(bench: &Bench<'_>, results: &Results) -> Vec<Row> {
         ));
     }
     if let Some(r) = &results.safety {
-        let fold = |faults: &[Fault], f: &dyn Fn(&[&Round]) -> Value| -> BTreeMap<Contender, Value> {
-            bench
-                .contenders
-                .iter()
-                .filter_map(|c| {
-                    let rounds: Vec<&Round> = faults
-                        .iter()
-                        .filter_map(|fault| r.get(&(*fault, *c)))
-                        .flatten()
-                        .collect();
-                    (!rounds.is_empty()).then(|| (*c, f(&rounds)))
-                })
-                .collect()
-        };
+        let fold =
+            |faults: &[Fault], f: &dyn Fn(&[&Round]) -> Value| -> BTreeMap<Contender, Value> {
+                bench
+                    .contenders
+                    .iter()
+                    .filter_map(|c| {
+                        let rounds: Vec<&Round> = faults
+                            .iter()
+                            .filter_map(|fault| r.get(&(*fault, *c)))
+                            .flatten()
+                            .collect();
+                        (!rounds.is_empty()).then(|| (*c, f(&rounds)))
+                    })
+                    .collect()
+            };
         let longest = |rounds: &[&Round]| {
-            Value::Time(rounds.iter().map(|r| r.overlap.longest).max().unwrap_or_default())
+            Value::Time(
+                rounds
+                    .iter()
+                    .map(|r| r.overlap.longest)
+                    .max()
+                    .unwrap_or_default(),
+            )
         };
-        let seen = |rounds: &[&Round]| Value::Count(rounds.iter().filter(|r| r.overlap.seen).count());
+        let seen =
+            |rounds: &[&Round]| Value::Count(rounds.iter().filter(|r| r.overlap.seen).count());
         let bad = |rounds: &[&Round]| Value::Count(rounds.iter().map(|r| r.terms.bad()).sum());
         let n = bench.settings.safety_rounds;
         out.push((

@@ -120,7 +120,11 @@ pub async fn run(bench: &Bench<'_>) -> BTreeMap<(Fault, Contender), Vec<Round>> 
 }
 
 async fn one(bench: &Bench<'_>, fault: Fault, contender: Contender, round: usize) -> Round {
-    let pool = format!("{}-{}-{round}", fault.slug().replace('_', "-"), contender.slug());
+    let pool = format!(
+        "{}-{}-{round}",
+        fault.slug().replace('_', "-"),
+        contender.slug()
+    );
     let mut candidates: Vec<Candidate> = Vec::new();
     let error = drive(bench, fault, contender, round, &pool, &mut candidates)
         .await
@@ -193,7 +197,9 @@ async fn drive(
             }
             bench.server.faults().blackhole(Some(&agent), false);
             if led.is_none() {
-                return Err(format!("no successor led within {limit:?} of the partition"));
+                return Err(format!(
+                    "no successor led within {limit:?} of the partition"
+                ));
             }
         }
         Fault::Pause => {

@@ -63,7 +63,9 @@ pub(crate) async fn start(
         .spawn(contender, pool, identity)
         .await
         .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-    c.go().await.map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+    c.go()
+        .await
+        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
     Ok(c)
 }
 

@@ -29,9 +29,11 @@ pub struct Acquisition {
 }
 
 /// The acquisitions in `history`: each record whose holder is set and differs from the holder
-/// before it (a freed, deleted or never-seen Lease has no holder).
+/// before it (a freed, deleted or never-seen Lease has no holder). The term is the last
+/// `leaseTransitions` recorded while that holder keeps the Lease, so a library that writes
+/// the holder and the new term in two steps is judged by the term it settles on.
 pub fn acquisitions(history: &[LeaseEvent]) -> Vec<Acquisition> {
-    let mut out = Vec::new();
+    let mut out: Vec<Acquisition> = Vec::new();
     let mut current: Option<&str> = None;
     for event in history {
         match event {
@@ -41,13 +43,14 @@ pub fn acquisitions(history: &[LeaseEvent]) -> Vec<Acquisition> {
                 transitions,
             } => {
                 let holder = holder.as_deref().filter(|h| !h.is_empty());
-                if let Some(h) = holder
-                    && current != Some(h)
-                {
-                    out.push(Acquisition {
+                let term = i64::from(transitions.unwrap_or(0));
+                match (holder, out.last_mut()) {
+                    (Some(h), Some(last)) if current == Some(h) => last.term = term,
+                    (Some(h), _) => out.push(Acquisition {
                         holder: h.to_string(),
-                        term: i64::from(transitions.unwrap_or(0)),
-                    });
+                        term,
+                    }),
+                    (None, _) => {}
                 }
                 current = holder;
             }
@@ -159,6 +162,20 @@ mod tests {
         assert_eq!(got, vec![acq("a", 3), acq("a", 0), acq("b", 1)]);
         let c = check(&got);
         assert_eq!((c.repeated, c.backwards), (0, 2));
+    }
+
+    #[test]
+    fn a_term_written_after_the_holder_counts() {
+        // The holder first, then leaseTransitions in a second write.
+        let h = [
+            rec("ghost", Some(5)),
+            rec("a", Some(5)),
+            rec("a", Some(6)),
+            rec("a", Some(6)),
+        ];
+        let got = acquisitions(&h);
+        assert_eq!(got, vec![acq("ghost", 5), acq("a", 6)]);
+        assert_eq!(check(&got).bad(), 0);
     }
 
     #[test]
