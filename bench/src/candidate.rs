@@ -321,6 +321,34 @@ impl Candidate {
         }
     }
 
+    /// Each process of its tree with its state (`R`, `S`, `T`, `Z`, ...), for error messages.
+    pub fn describe_tree(&self) -> String {
+        let states: Vec<String> = self
+            .tree()
+            .into_iter()
+            .map(|pid| {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let field = |name: &str| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(str::trim)
+                        .unwrap_or("?")
+                        .to_string()
+                };
+                format!(
+                    "{pid} {} {} ign {} blk {}",
+                    field("Name:"),
+                    field("State:"),
+                    field("SigIgn:"),
+                    field("SigBlk:")
+                )
+            })
+            .collect();
+        states.join("; ")
+    }
+
     fn signal_top(&self, signal: Signal) {
         if let Some(pid) = self.pid() {
             let _ = kill(pid, signal);

@@ -4,6 +4,7 @@
 //! pause or partition it like any process.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kube_lease_manager::LeaseManagerBuilder;
@@ -109,7 +110,6 @@ pub async fn run(args: CandidateArgs) -> Result<(), PeerError> {
         Lib::Kle(client) => start_kle(client, &args, lease),
         Lib::Klm(client) => start_klm(client, &args, lease).await?,
     };
-    sample_while_leading(running.leading());
     loop {
         match stdin.next_line().await {
             Ok(Some(line)) if line.trim() == "release" => {
@@ -129,48 +129,75 @@ enum Lib {
     Klm(kube::Client),
 }
 
-/// A started library candidate.
-enum Running {
+/// A started library candidate, with what it believes: `believed` is the application's copy
+/// of the library's state, which the sampler reads.
+struct Running {
+    lib: RunningLib,
+    /// Forwards the library's state into `believed`; it holds the library's receiver.
+    forward: tokio::task::JoinHandle<()>,
+    believed: Arc<AtomicBool>,
+}
+
+enum RunningLib {
     Kle {
         lock: Arc<kube_leader_election::LeaseLock>,
         task: tokio::task::JoinHandle<()>,
-        leading: watch::Receiver<bool>,
     },
     Klm {
         task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
-        leading: watch::Receiver<bool>,
     },
 }
 
 impl Running {
-    fn leading(&self) -> watch::Receiver<bool> {
-        match self {
-            Running::Kle { leading, .. } | Running::Klm { leading, .. } => leading.clone(),
+    fn new(lib: RunningLib, leading: watch::Receiver<bool>) -> Self {
+        let believed = Arc::new(AtomicBool::new(false));
+        sample_while(believed.clone());
+        let forward = tokio::spawn({
+            let believed = believed.clone();
+            let mut leading = leading;
+            async move {
+                loop {
+                    let now = *leading.borrow_and_update();
+                    believed.store(now, Ordering::SeqCst);
+                    if now {
+                        emit_sample(None);
+                    }
+                    if leading.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Self {
+            lib,
+            forward,
+            believed,
         }
     }
 
-    /// Gives leadership up the way the library documents: kube-leader-election `step_down`
-    /// (after stopping the renew loop), kube-lease-manager by closing the `watch()` channel,
-    /// after which its task releases the lease and ends.
+    /// Gives leadership up the way the library documents, the application first ceasing to
+    /// act as leader: kube-leader-election `step_down` (after stopping the renew loop),
+    /// kube-lease-manager by closing the `watch()` channel (every receiver dropped), after
+    /// which its task releases the lease and ends.
     async fn release(self, identity: &str) {
-        match self {
-            Running::Kle { lock, task, .. } => {
+        self.believed.store(false, Ordering::SeqCst);
+        self.forward.abort();
+        let _ = self.forward.await;
+        match self.lib {
+            RunningLib::Kle { lock, task } => {
                 task.abort();
                 let _ = task.await;
                 if let Err(error) = lock.step_down().await {
                     tracing::warn!(%identity, %error, "step_down failed");
                 }
             }
-            Running::Klm { task, leading } => {
-                drop(leading);
-                match task.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => {
-                        tracing::warn!(%identity, %error, "lease manager release failed");
-                    }
-                    Err(error) => tracing::warn!(%identity, %error, "lease manager task failed"),
+            RunningLib::Klm { task } => match task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%identity, %error, "lease manager release failed");
                 }
-            }
+                Err(error) => tracing::warn!(%identity, %error, "lease manager task failed"),
+            },
         }
     }
 }
@@ -210,11 +237,7 @@ fn start_kle(client: kube4::Client, args: &CandidateArgs, lease: Duration) -> Ru
             }
         }
     });
-    Running::Kle {
-        lock,
-        task,
-        leading,
-    }
+    Running::new(RunningLib::Kle { lock, task }, leading)
 }
 
 async fn start_klm(
@@ -233,27 +256,18 @@ async fn start_klm(
             source,
         })?;
     let (leading, task) = manager.watch().await;
-    Ok(Running::Klm { task, leading })
+    Ok(Running::new(RunningLib::Klm { task }, leading))
 }
 
-/// Samples the library's own leadership state: at once when it turns true, then every
-/// [`SAMPLE_EVERY`] from a thread of its own, so a busy runtime does not hide a belief.
-fn sample_while_leading(leading: watch::Receiver<bool>) {
-    let sampled = leading.clone();
+/// Samples the application's belief every [`SAMPLE_EVERY`] from a thread of its own, so a
+/// busy runtime does not hide it (the forwarding task also samples at once when it turns true).
+fn sample_while(believed: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         loop {
-            if *sampled.borrow() {
+            if believed.load(Ordering::SeqCst) {
                 emit_sample(None);
             }
             std::thread::sleep(SAMPLE_EVERY);
-        }
-    });
-    let mut changes = leading;
-    tokio::spawn(async move {
-        while changes.changed().await.is_ok() {
-            if *changes.borrow_and_update() {
-                emit_sample(None);
-            }
         }
     });
 }

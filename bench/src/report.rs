@@ -274,8 +274,8 @@ fn exec(r: &ExecOverhead) -> String {
 fn safety(bench: &Bench<'_>, results: &BTreeMap<(Fault, Contender), Vec<Round>>) -> String {
     let lease = bench.settings.lease_duration;
     let mut out = format!(
-        "## 5. Safety under faults\n\nPer fault and library, rounds of two candidate processes on a fresh pool (all rounds at once). Each candidate writes a sample every 5 ms while its library tells it that it leads (for zen-lead: while its wrapped command runs); a gap of over 1 s (a paused process samples nothing) splits its belief. **Two leaders** is the longest stretch in which both candidates' beliefs overlap; a round counts in the second column when they were ever seen at one instant, even for 0 ms. **Terms** come from the Lease's own history (the benchmark watches it): each new holder's `leaseTransitions`, counted when it equals (repeated) or is below (backwards) the highest term before it. The partition and the pause last until the standby leads, plus {} s; every round then watches {} s more. Lease {} s.\n\n| fault | library | rounds | rounds with two leaders | two leaders, longest | two leaders, p50 of rounds | terms repeated / backwards (acquisitions) |\n|---|---|---|---|---|---|---|\n",
-        2,
+        "## 5. Safety under faults\n\nPer fault and library, rounds of two candidate processes on a fresh pool (all rounds at once). Each candidate writes a sample every 5 ms while its library tells it that it leads (for zen-lead: while its wrapped command runs); a gap of over 1 s (a paused process samples nothing) splits its belief. **Two leaders** is the longest stretch in which both candidates' beliefs overlap; a round counts in the second column when they were ever seen at one instant, even for 0 ms. **Terms** come from the Lease's own history (the benchmark watches it): each new holder's `leaseTransitions`, counted when it equals (repeated) or is below (backwards) the highest term before it. The partition lasts until the standby leads plus one lease duration ({} s), the pause until the standby leads plus 2 s; every round then watches {} s more. **Leading at the end** counts the rounds' candidates that still believed they led when the round ended (1 per round is a settled pool; 0, nobody leads). Lease {} s.\n\n| fault | library | rounds | rounds with two leaders | two leaders, longest | two leaders, p50 of rounds | terms repeated / backwards (acquisitions) | leading at the end |\n|---|---|---|---|---|---|---|---|\n",
+        lease.as_secs(),
         (lease + std::time::Duration::from_secs(5)).as_secs(),
         lease.as_secs()
     );
@@ -296,15 +296,20 @@ fn safety(bench: &Bench<'_>, results: &BTreeMap<(Fault, Contender), Vec<Round>>)
                 let _ = write!(n, " ({} incomplete: {})", errors.len(), errors.join("; "));
             }
             let cell = |q: f64| quantile(&longest, q).map_or_else(|| "—".to_string(), secs);
+            let at_end: Vec<String> = rounds
+                .iter()
+                .map(|r| r.leading_at_end.to_string())
+                .collect();
             let _ = writeln!(
                 out,
-                "| {} | {c} | {n} | {seen} | {} | {} | {} / {} ({}) |",
+                "| {} | {c} | {n} | {seen} | {} | {} | {} / {} ({}) | {} |",
                 fault.title(),
                 cell(1.0),
                 cell(0.5),
                 terms.repeated,
                 terms.backwards,
-                terms.acquisitions
+                terms.acquisitions,
+                at_end.join(", ")
             );
         }
     }

@@ -71,6 +71,8 @@ pub struct Round {
     pub overlap: Overlap,
     /// The pool's terms.
     pub terms: TermCheck,
+    /// How many candidates still believed they led when the round ended.
+    pub leading_at_end: usize,
     /// Why the round is incomplete, if it is.
     pub error: Option<String>,
 }
@@ -79,8 +81,14 @@ pub struct Round {
 /// (a pause lasts a lease), not a slow sampler.
 const MAX_GAP: Duration = Duration::from_secs(1);
 
-/// How long a fault is kept on once the successor leads.
-const FAULT_AFTER_SUCCESSOR: Duration = Duration::from_secs(2);
+/// How long a pause lasts once the successor leads. A paused process samples nothing, so a
+/// longer pause would not change what it believes after SIGCONT.
+const PAUSE_AFTER_SUCCESSOR: Duration = Duration::from_secs(2);
+
+/// How long a partition lasts once the successor leads, in lease durations: a holder that
+/// keeps believing while cut off shows it for the whole of this time, so the figure says how
+/// such a library grows with the partition rather than where a shorter one would cut it.
+const PARTITION_AFTER_SUCCESSOR_LEASES: u32 = 1;
 
 /// The term the dead holder's Lease carries in the race, so that a term which fails to pass
 /// it shows.
@@ -106,6 +114,7 @@ pub async fn run(bench: &Bench<'_>) -> BTreeMap<(Fault, Contender), Vec<Round>> 
             seen = r.overlap.seen,
             repeated = r.terms.repeated,
             backwards = r.terms.backwards,
+            leading_at_end = r.leading_at_end,
             error = r.error.as_deref().unwrap_or(""),
             "safety round"
         );
@@ -126,9 +135,20 @@ async fn one(bench: &Bench<'_>, fault: Fault, contender: Contender, round: usize
         contender.slug()
     );
     let mut candidates: Vec<Candidate> = Vec::new();
-    let error = drive(bench, fault, contender, round, &pool, &mut candidates)
-        .await
-        .err();
+    let began = now_nanos();
+    let mut fault_at = None;
+    let error = drive(
+        bench,
+        fault,
+        contender,
+        round,
+        &pool,
+        &mut candidates,
+        &mut fault_at,
+    )
+    .await
+    .err();
+    let leading_at_end = candidates.iter().filter(|c| c.leads_now(LEADS_NOW)).count();
     for c in &mut candidates {
         c.kill();
     }
@@ -136,10 +156,58 @@ async fn one(bench: &Bench<'_>, fault: Fault, contender: Contender, round: usize
         .iter()
         .map(|c| beliefs::intervals(&c.samples(), MAX_GAP))
         .collect();
-    Round {
+    let history = bench.histories.of(&pool);
+    let r = Round {
         overlap: beliefs::overlap(&intervals),
-        terms: terms::check(&terms::acquisitions(&bench.histories.of(&pool))),
+        terms: terms::check(&terms::acquisitions(&history)),
+        leading_at_end,
         error,
+    };
+    write_trace(
+        bench,
+        &pool,
+        began,
+        fault_at,
+        &candidates,
+        &intervals,
+        &history,
+        &r,
+    );
+    r
+}
+
+/// A round's beliefs (seconds from the round's start) and Lease history, next to the
+/// candidates' logs, for reading a figure back to its cause.
+#[allow(clippy::too_many_arguments)]
+fn write_trace(
+    bench: &Bench<'_>,
+    pool: &str,
+    began: u64,
+    fault_at: Option<u64>,
+    candidates: &[Candidate],
+    intervals: &[Vec<beliefs::Interval>],
+    history: &[terms::LeaseEvent],
+    r: &Round,
+) {
+    use std::fmt::Write as _;
+    let s = |t: u64| t.saturating_sub(began) as f64 / 1e9;
+    let mut out = format!("pool {pool}\n{r:?}\n");
+    if let Some(t) = fault_at {
+        let _ = writeln!(out, "fault at {:.3} s", s(t));
+    }
+    for (c, ivs) in candidates.iter().zip(intervals) {
+        let _ = write!(out, "{} believed:", c.identity);
+        for i in ivs {
+            let _ = write!(out, " {:.3}–{:.3}", s(i.start), s(i.end));
+        }
+        out.push('\n');
+    }
+    for e in history {
+        let _ = writeln!(out, "lease: {e:?}");
+    }
+    let path = bench.launcher.logs.join(format!("{pool}.round.txt"));
+    if let Err(error) = std::fs::write(&path, out) {
+        tracing::debug!(%error, path = %path.display(), "writing the round trace");
     }
 }
 
@@ -152,6 +220,7 @@ async fn drive(
     round: usize,
     pool: &str,
     candidates: &mut Vec<Candidate>,
+    fault_at: &mut Option<u64>,
 ) -> Result<(), String> {
     let settings = bench.settings;
     let limit = crate::wait_limit(settings);
@@ -170,6 +239,7 @@ async fn drive(
             candidates.push(c);
         }
         // Both set up; `go` to both at once.
+        *fault_at = Some(now_nanos());
         let (a, b) = candidates.split_at_mut(1);
         let (ra, rb) = futures::join!(a[0].go(), b[0].go());
         ra.and(rb).map_err(|e| e.to_string())?;
@@ -187,13 +257,15 @@ async fn drive(
         return Err("the holder lost the lease before the fault".into());
     }
     let at = now_nanos();
+    *fault_at = Some(at);
     match fault {
         Fault::Partition => {
             let agent = candidates[0].user_agent();
             bench.server.faults().blackhole(Some(&agent), true);
             let led = candidates[1].wait_leading(at, limit).await;
             if led.is_some() {
-                tokio::time::sleep(FAULT_AFTER_SUCCESSOR).await;
+                tokio::time::sleep(settings.lease_duration * PARTITION_AFTER_SUCCESSOR_LEASES)
+                    .await;
             }
             bench.server.faults().blackhole(Some(&agent), false);
             if led.is_none() {
@@ -206,7 +278,7 @@ async fn drive(
             candidates[0].pause();
             let led = candidates[1].wait_leading(at, limit).await;
             if led.is_some() {
-                tokio::time::sleep(FAULT_AFTER_SUCCESSOR).await;
+                tokio::time::sleep(PAUSE_AFTER_SUCCESSOR).await;
             }
             candidates[0].resume();
             if led.is_none() {

@@ -106,7 +106,8 @@ async fn rounds_one(
         }
         let Some(led) = standby.wait_leading(start, limit).await else {
             return Err(format!(
-                "round {round}: the standby did not lead within {limit:?}"
+                "round {round}: the standby did not lead within {limit:?} (holder: {})",
+                holder.describe_tree()
             ));
         };
         let took = Duration::from_nanos(led.saturating_sub(start));
