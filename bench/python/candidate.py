@@ -37,8 +37,8 @@ def sample():
 
 def sampler():
     while True:
-        if _leading.is_set():
-            sample()
+        _leading.wait()
+        sample()
         time.sleep(SAMPLE_EVERY)
 
 

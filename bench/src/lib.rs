@@ -52,7 +52,7 @@ pub struct Settings {
     pub exec_bin: Option<PathBuf>,
     /// Whether to set up and run the Python peer.
     pub python: bool,
-    /// Run the election figures at the same time (quick mode) instead of one after another.
+    /// Run figures 1 and 2 at the same time (quick mode) instead of one after the other.
     pub concurrent: bool,
     /// Which figures to measure.
     pub figures: Figures,
@@ -184,29 +184,21 @@ pub async fn run(settings: &Settings) -> Result<Output, RunError> {
     let f = settings.figures;
     let mut results = Results::default();
     if settings.concurrent {
-        tracing::info!("figures 1, 2, 3 and 5 at once");
-        let (h, fo, r, s) = tokio::join!(
+        tracing::info!("figures 1 and 2 at once");
+        (results.handover, results.failover) = tokio::join!(
             when(f.handover, scenario::handover(&bench)),
             when(f.failover, scenario::failover(&bench)),
-            when(f.requests, scenario::requests(&bench)),
-            when(f.safety, safety::run(&bench)),
         );
-        (
-            results.handover,
-            results.failover,
-            results.requests,
-            results.safety,
-        ) = (h, fo, r, s);
     } else {
         tracing::info!("figure 1: graceful handover");
         results.handover = when(f.handover, scenario::handover(&bench)).await;
         tracing::info!("figure 2: crash failover");
         results.failover = when(f.failover, scenario::failover(&bench)).await;
-        tracing::info!("figure 3: requests per pool");
-        results.requests = when(f.requests, scenario::requests(&bench)).await;
-        tracing::info!("figure 5: safety under faults");
-        results.safety = when(f.safety, safety::run(&bench)).await;
     }
+    tracing::info!("figure 3: requests per pool");
+    results.requests = when(f.requests, scenario::requests(&bench)).await;
+    tracing::info!("figure 5: safety under faults");
+    results.safety = when(f.safety, safety::run(&bench)).await;
     if f.exec {
         tracing::info!("figure 4: wrapper overhead");
         results.exec = Some(

@@ -14,7 +14,7 @@ use zen_lead_bench::{Figures, Settings, exec, peer};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Every figure with fewer rounds, the election figures at the same time (about 4 minutes).
+    /// Every figure with fewer rounds, figures 1 and 2 at the same time (about 3 minutes).
     #[arg(long)]
     quick: bool,
     /// Also write the figures as JSON to this file.
