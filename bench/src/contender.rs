@@ -1,36 +1,33 @@
-//! One candidate of each library behind a common handle: leadership as a `watch<bool>`, a
-//! graceful release and a crash, each done the way the library's documentation says.
+//! The leader-election libraries under test, their names and how each is driven.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use kube_lease_manager::LeaseManagerBuilder;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use zen_lead::lease::{Candidate, ElectionConfig, Elector, LeaderState, Timing};
-use zen_lead_testkit::TestServer;
+use zen_lead::lease::Timing;
 
 /// The namespace every pool lives in.
 pub const NAMESPACE: &str = "default";
 
 /// A leader-election library under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Contender {
-    /// zen-lead's own elector (`zen_lead::lease::Elector`).
+    /// zen-lead: `zen-lead-exec` wrapping a command.
     ZenLead,
     /// `kube-leader-election` (`LeaseLock`, polled).
     KubeLeaderElection,
     /// `kube-lease-manager` (`LeaseManager::watch`).
     KubeLeaseManager,
+    /// The official Python client's `kubernetes.leaderelection` with `LeaseLock`.
+    PythonKubernetes,
 }
 
 impl Contender {
     /// All contenders, zen-lead first.
-    pub const ALL: [Contender; 3] = [
+    pub const ALL: [Contender; 4] = [
         Contender::ZenLead,
         Contender::KubeLeaderElection,
         Contender::KubeLeaseManager,
+        Contender::PythonKubernetes,
     ];
 
     /// A short name for pool and client names.
@@ -39,7 +36,23 @@ impl Contender {
             Contender::ZenLead => "zen",
             Contender::KubeLeaderElection => "kle",
             Contender::KubeLeaseManager => "klm",
+            Contender::PythonKubernetes => "py",
         }
+    }
+
+    /// The name in `--json` output.
+    pub fn json_name(self) -> &'static str {
+        match self {
+            Contender::ZenLead => "zen-lead",
+            Contender::KubeLeaderElection => "kube-leader-election",
+            Contender::KubeLeaseManager => "kube-lease-manager",
+            Contender::PythonKubernetes => "python-kubernetes",
+        }
+    }
+
+    /// The contender with this slug.
+    pub fn from_slug(slug: &str) -> Option<Contender> {
+        Contender::ALL.into_iter().find(|c| c.slug() == slug)
     }
 
     /// How it is driven, for the report.
@@ -47,7 +60,7 @@ impl Contender {
         let secs = lease.as_secs();
         match self {
             Contender::ZenLead => format!(
-                "lease {secs} s, renew deadline {}, retry {} (its defaults at 15 s); followers watch",
+                "`zen-lead-exec` wrapping a sampling command; lease {secs} s, renew deadline {}, retry {}, kill grace 3 s (its defaults at 15 s); followers watch",
                 crate::report::setting(zen_timing(lease).renew_deadline),
                 crate::report::setting(zen_timing(lease).retry_period)
             ),
@@ -59,6 +72,14 @@ impl Contender {
                 "duration {secs} s, grace {} s (default); watch() task; followers sleep to expiry",
                 kube_lease_manager::DEFAULT_LEASE_GRACE_SECONDS
             ),
+            Contender::PythonKubernetes => {
+                let t = python_timing(lease);
+                format!(
+                    "`LeaderElection(Config(LeaseLock, ..)).run()` as in its example, lease_duration {secs} s, renew_deadline {}, retry_period {} (the example's 17/15/5 with the common lease)",
+                    crate::report::setting(t.renew_deadline),
+                    crate::report::setting(t.retry_period)
+                )
+            }
         }
     }
 }
@@ -69,6 +90,7 @@ impl fmt::Display for Contender {
             Contender::ZenLead => "zen-lead 0.1.0",
             Contender::KubeLeaderElection => "kube-leader-election 0.44",
             Contender::KubeLeaseManager => "kube-lease-manager 0.13",
+            Contender::PythonKubernetes => "python kubernetes 37",
         })
     }
 }
@@ -89,249 +111,41 @@ pub fn kle_poll(lease: Duration) -> Duration {
     lease / 3
 }
 
-/// Starting a candidate failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
-    /// No client could be built for the testkit server.
-    #[error("building a client for {identity}")]
-    Client {
-        /// The candidate.
-        identity: String,
-        /// The cause.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// kube-lease-manager could not set up its Lease.
-    #[error("starting kube-lease-manager for {identity}")]
-    LeaseManager {
-        /// The candidate.
-        identity: String,
-        /// The cause.
-        #[source]
-        source: kube_lease_manager::LeaseManagerError,
-    },
-}
-
-/// A running candidate.
-pub struct Handle {
-    /// Its identity (also its client's user agent, or part of it for zen-lead).
-    pub identity: String,
-    leading: watch::Receiver<bool>,
-    inner: Inner,
-}
-
-impl fmt::Debug for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("identity", &self.identity)
-            .field("leading", &*self.leading.borrow())
-            .finish_non_exhaustive()
+/// The Python client's example uses lease 17 s, renew deadline 15 s, retry 5 s: the renew
+/// deadline 2 s under the lease and a 5 s retry, kept with the common lease duration (whole
+/// seconds; its `Config` needs `renew_deadline > 1.2 × retry_period`).
+pub fn python_timing(lease: Duration) -> Timing {
+    let lease_s = lease.as_secs().max(4);
+    let renew = lease_s - 2;
+    let retry = 5.min((renew * 5 / 6).saturating_sub(1)).max(1);
+    Timing {
+        lease_duration: Duration::from_secs(lease_s),
+        renew_deadline: Duration::from_secs(renew),
+        retry_period: Duration::from_secs(retry),
     }
 }
 
-enum Inner {
-    Zen {
-        elector: Elector,
-        forward: JoinHandle<()>,
-    },
-    Kle {
-        lock: Arc<kube_leader_election::LeaseLock>,
-        task: JoinHandle<()>,
-    },
-    Klm {
-        task: JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
-    },
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Handle {
-    /// Starts a candidate of `contender` for `pool`.
-    pub async fn spawn(
-        server: &TestServer,
-        contender: Contender,
-        pool: &str,
-        identity: &str,
-        lease: Duration,
-    ) -> Result<Self, SpawnError> {
-        let client_error = |source: Box<dyn std::error::Error + Send + Sync>| SpawnError::Client {
-            identity: identity.to_string(),
-            source,
-        };
-        match contender {
-            Contender::ZenLead => {
-                let config = server
-                    .config(identity, None)
-                    .map_err(|e| client_error(Box::new(e)))?;
-                let client = zen_lead::client::from_config(config, identity)
-                    .map_err(|e| client_error(Box::new(e)))?;
-                let elector = Elector::spawn(
-                    client,
-                    ElectionConfig {
-                        pool: pool.to_string(),
-                        namespace: NAMESPACE.to_string(),
-                        candidate: Candidate {
-                            identity: identity.to_string(),
-                            pod_uid: None,
-                            session: zen_lead::identity::new_session(),
-                        },
-                        timing: zen_timing(lease),
-                        min_hold: None,
-                    },
-                );
-                let (tx, leading) = watch::channel(false);
-                let mut state = elector.state();
-                let forward = tokio::spawn(async move {
-                    loop {
-                        let now = matches!(*state.borrow_and_update(), LeaderState::Leading { .. });
-                        tx.send_replace(now);
-                        if state.changed().await.is_err() {
-                            tx.send_replace(false);
-                            return;
-                        }
-                    }
-                });
-                Ok(Self {
-                    identity: identity.to_string(),
-                    leading,
-                    inner: Inner::Zen { elector, forward },
-                })
-            }
-            Contender::KubeLeaderElection => {
-                let client = kube4_client(server, identity).map_err(client_error)?;
-                let lock = Arc::new(kube_leader_election::LeaseLock::new(
-                    client,
-                    NAMESPACE,
-                    kube_leader_election::LeaseLockParams {
-                        lease_name: pool.to_string(),
-                        holder_id: identity.to_string(),
-                        lease_ttl: lease,
-                    },
-                ));
-                let (tx, leading) = watch::channel(false);
-                let poll = kle_poll(lease);
-                let task = tokio::spawn({
-                    let lock = lock.clone();
-                    let identity = identity.to_string();
-                    async move {
-                        loop {
-                            match lock.try_acquire_or_renew().await {
-                                Ok(kube_leader_election::LeaseLockResult::Acquired(_)) => {
-                                    tx.send_replace(true);
-                                }
-                                Ok(kube_leader_election::LeaseLockResult::NotAcquired(_)) => {
-                                    tx.send_replace(false);
-                                }
-                                Err(error) => {
-                                    // The crate's own loop (its examples) logs and tries again.
-                                    tracing::debug!(%identity, %error, "try_acquire_or_renew failed");
-                                }
-                            }
-                            tokio::time::sleep(poll).await;
-                        }
-                    }
-                });
-                Ok(Self {
-                    identity: identity.to_string(),
-                    leading,
-                    inner: Inner::Kle { lock, task },
-                })
-            }
-            Contender::KubeLeaseManager => {
-                let config = server
-                    .config(identity, None)
-                    .map_err(|e| client_error(Box::new(e)))?;
-                let client =
-                    kube::Client::try_from(config).map_err(|e| client_error(Box::new(e)))?;
-                let manager = LeaseManagerBuilder::new(client, pool)
-                    .with_namespace(NAMESPACE)
-                    .with_identity(identity)
-                    .with_duration(lease.as_secs())
-                    .build()
-                    .await
-                    .map_err(|source| SpawnError::LeaseManager {
-                        identity: identity.to_string(),
-                        source,
-                    })?;
-                let (leading, task) = manager.watch().await;
-                Ok(Self {
-                    identity: identity.to_string(),
-                    leading,
-                    inner: Inner::Klm { task },
-                })
-            }
+    #[test]
+    fn python_timing_keeps_the_example_shape_and_its_config_rules() {
+        let t = python_timing(Duration::from_secs(15));
+        assert_eq!(t.renew_deadline, Duration::from_secs(13));
+        assert_eq!(t.retry_period, Duration::from_secs(5));
+        for lease in 4..60 {
+            let t = python_timing(Duration::from_secs(lease));
+            assert!(t.lease_duration > t.renew_deadline);
+            assert!(t.renew_deadline.as_secs_f64() > 1.2 * t.retry_period.as_secs_f64());
+            assert!(t.retry_period >= Duration::from_secs(1));
         }
     }
 
-    /// Whether it leads now.
-    pub fn is_leading(&self) -> bool {
-        *self.leading.borrow()
-    }
-
-    /// Waits until it leads (or its library gave up).
-    pub async fn wait_leading(&self) -> bool {
-        let mut rx = self.leading.clone();
-        rx.wait_for(|l| *l).await.is_ok()
-    }
-
-    /// Gives leadership up the way the library documents: zen-lead `Elector::release`,
-    /// kube-leader-election `step_down` (after stopping the renew loop), kube-lease-manager by
-    /// closing the `watch()` channel, after which its task releases the lease and ends.
-    pub async fn release(self) {
-        match self.inner {
-            Inner::Zen { elector, forward } => {
-                if let Err(error) = elector.release().await {
-                    tracing::warn!(identity = %self.identity, %error, "zen-lead release failed");
-                }
-                forward.abort();
-            }
-            Inner::Kle { lock, task } => {
-                task.abort();
-                let _ = task.await;
-                if let Err(error) = lock.step_down().await {
-                    tracing::warn!(identity = %self.identity, %error, "step_down failed");
-                }
-            }
-            Inner::Klm { task } => {
-                drop(self.leading);
-                match task.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => {
-                        tracing::warn!(identity = %self.identity, %error, "lease manager release failed");
-                    }
-                    Err(error) => {
-                        tracing::warn!(identity = %self.identity, %error, "lease manager task failed");
-                    }
-                }
-            }
+    #[test]
+    fn slugs_round_trip() {
+        for c in Contender::ALL {
+            assert_eq!(Contender::from_slug(c.slug()), Some(c));
         }
     }
-
-    /// Stops without releasing, as a crashed process would: the lease is left held.
-    pub fn crash(self) {
-        match self.inner {
-            // Dropping the handle aborts the elector task without a release.
-            Inner::Zen { elector, forward } => {
-                drop(elector);
-                forward.abort();
-            }
-            Inner::Kle { task, .. } => task.abort(),
-            // Abort before the channel closes, or the task would release on its way out.
-            Inner::Klm { task } => task.abort(),
-        }
-    }
-}
-
-/// A kube 4 client (kube-leader-election's kube) for the testkit server, with `user_agent` as
-/// its identity for the server's accounting.
-fn kube4_client(
-    server: &TestServer,
-    user_agent: &str,
-) -> Result<kube4::Client, Box<dyn std::error::Error + Send + Sync>> {
-    let uri: http::Uri = server.url().parse()?;
-    let mut config = kube4::Config::new(uri);
-    config.default_namespace = NAMESPACE.into();
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_str(user_agent)?,
-    ));
-    Ok(kube4::Client::try_from(config)?)
 }

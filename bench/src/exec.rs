@@ -109,8 +109,9 @@ pub fn monotonic_nanos() -> Result<u128, MeasureError> {
 pub async fn measure(
     server: &TestServer,
     settings: &Settings,
+    bin: &Path,
 ) -> Result<ExecOverhead, MeasureError> {
-    let bin = ensure_binary(settings.exec_bin.as_deref())?;
+    let bin = bin.to_path_buf();
     let kubeconfig = server.kubeconfig_path().to_path_buf();
     let me = std::env::current_exe().map_err(MeasureError::CurrentExe)?;
     let runs = settings.exec_runs.max(1);
@@ -253,7 +254,7 @@ fn is_stripped(bin: &Path) -> bool {
 
 /// The binary given, or else `zen-lead-exec` built (or found up to date) with the root
 /// package's release profile, which is the one shipped.
-fn ensure_binary(bin: Option<&Path>) -> Result<PathBuf, MeasureError> {
+pub fn ensure_binary(bin: Option<&Path>) -> Result<PathBuf, MeasureError> {
     let bin = match bin {
         Some(bin) => bin.to_path_buf(),
         None => {

@@ -4,10 +4,27 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::Settings;
-use crate::contender::{Contender, kle_poll, zen_timing};
+use crate::contender::{Contender, kle_poll, python_timing, zen_timing};
 use crate::exec::ExecOverhead;
-use crate::scenario::{Latencies, PoolRequests};
+use crate::safety::{Fault, Round};
+use crate::scenario::{Latencies, PerContender, PoolRequests};
+use crate::terms::TermCheck;
+use crate::{Bench, Settings};
+
+/// Every figure measured in a run.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    /// Figure 1.
+    pub handover: Option<PerContender<Latencies>>,
+    /// Figure 2.
+    pub failover: Option<PerContender<Latencies>>,
+    /// Figure 3.
+    pub requests: Option<Vec<PoolRequests>>,
+    /// Figure 4.
+    pub exec: Option<ExecOverhead>,
+    /// Figure 5.
+    pub safety: Option<BTreeMap<(Fault, Contender), Vec<Round>>>,
+}
 
 /// The value at quantile `q` (nearest rank) of `samples`.
 pub fn quantile(samples: &[Duration], q: f64) -> Option<Duration> {
@@ -38,13 +55,43 @@ fn millis(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// The whole Markdown report.
+pub fn markdown(bench: &Bench<'_>, results: &Results) -> String {
+    let settings = bench.settings;
+    let mut out = header(bench);
+    if let Some(r) = &results.handover {
+        out.push_str(&handover(bench, r));
+    }
+    if let Some(r) = &results.failover {
+        out.push_str(&failover(bench, r));
+    }
+    if let Some(r) = &results.requests {
+        out.push_str(&requests(settings, r));
+    }
+    if let Some(r) = &results.exec {
+        out.push_str(&exec(r));
+    }
+    if let Some(r) = &results.safety {
+        out.push_str(&safety(bench, r));
+    }
+    out.push_str(&summary(bench, results));
+    out
+}
+
 /// The report's opening: the setup of every contender.
-pub fn header(settings: &Settings) -> String {
+fn header(bench: &Bench<'_>) -> String {
     let mut out = String::from(
-        "# zen-lead vs peer crates\n\nOne run, one in-process testkit API server (HTTP on 127.0.0.1). How each library is driven:\n\n| library | settings |\n|---|---|\n",
+        "# zen-lead vs peers\n\nOne run, one in-process testkit API server (HTTP on 127.0.0.1); every candidate is a process of its own. How each library is driven:\n\n| library | settings |\n|---|---|\n",
     );
-    for c in Contender::ALL {
-        let _ = writeln!(out, "| {c} | {} |", c.settings(settings.lease_duration));
+    for c in &bench.contenders {
+        let _ = writeln!(
+            out,
+            "| {c} | {} |",
+            c.settings(bench.settings.lease_duration)
+        );
+    }
+    for (c, why) in &bench.missing {
+        let _ = writeln!(out, "| {c} | not measured: {why} |");
     }
     out.push('\n');
     out
@@ -52,14 +99,15 @@ pub fn header(settings: &Settings) -> String {
 
 fn latency_table(
     out: &mut String,
-    results: &BTreeMap<&'static str, (Contender, Latencies)>,
+    bench: &Bench<'_>,
+    results: &PerContender<Latencies>,
     bound: impl Fn(Contender) -> String,
 ) {
     out.push_str(
         "| library | rounds | p50 | max | min | expected bound |\n|---|---|---|---|---|---|\n",
     );
-    for c in Contender::ALL {
-        let Some((_, l)) = results.get(c.slug()) else {
+    for c in &bench.contenders {
+        let Some(l) = results.get(c) else {
             continue;
         };
         let cell = |q: f64| quantile(&l.samples, q).map_or_else(|| "—".to_string(), secs);
@@ -77,25 +125,23 @@ fn latency_table(
             "| {c} | {rounds} | {} | {} | {min} | {} |",
             cell(0.5),
             cell(1.0),
-            bound(c)
+            bound(*c)
         );
     }
     out.push('\n');
 }
 
 /// Figure 1.
-pub fn handover(
-    settings: &Settings,
-    results: &BTreeMap<&'static str, (Contender, Latencies)>,
-) -> String {
+fn handover(bench: &Bench<'_>, results: &PerContender<Latencies>) -> String {
+    let settings = bench.settings;
     let lease = settings.lease_duration;
     let mut out = format!(
-        "## 1. Graceful handover latency\n\nTwo candidates; the holder releases the way its library documents; time from the release call to the standby leading. Lease {} s; the standby had {} s to settle, plus a fraction of the lease duration that differs each round, so the release falls at different points of the renew and poll cycles.\n\n",
+        "## 1. Graceful handover latency\n\nTwo candidates; the holder releases the way its library documents; time from the release call to the standby's first belief sample (for zen-lead, its wrapped command's first sample). Lease {} s; the standby had {} s to settle, plus a fraction of the lease duration that differs each round, so the release falls at different points of the renew and poll cycles.\n\n",
         lease.as_secs(),
         settings.settle.as_secs()
     );
-    latency_table(&mut out, results, |c| match c {
-        Contender::ZenLead => "one watch event".into(),
+    latency_table(&mut out, bench, results, |c| match c {
+        Contender::ZenLead => "one watch event (+ the command's start)".into(),
         Contender::KubeLeaderElection => format!(
             "next poll (≤ {} s) + 1 s TTL of the stepped-down record",
             kle_poll(lease).as_secs()
@@ -103,22 +149,23 @@ pub fn handover(
         Contender::KubeLeaseManager => {
             format!("standby sleeps to the old expiry: ≤ {} s", lease.as_secs())
         }
+        Contender::PythonKubernetes => format!(
+            "no release call: as a crash, ≤ lease + retry ({} s)",
+            (lease + python_timing(lease).retry_period).as_secs()
+        ),
     });
     out
 }
 
 /// Figure 2.
-pub fn failover(
-    settings: &Settings,
-    results: &BTreeMap<&'static str, (Contender, Latencies)>,
-) -> String {
-    let lease = settings.lease_duration;
+fn failover(bench: &Bench<'_>, results: &PerContender<Latencies>) -> String {
+    let lease = bench.settings.lease_duration;
     let t = zen_timing(lease);
     let mut out = format!(
-        "## 2. Crash failover latency (no controller)\n\nThe holder stops without releasing (task aborted, handle dropped); time until a standby leads. Lease {} s; the crash falls at a different point of the renew cycle each round, as in figure 1. The controller's early handover on evidence of death (PROTOCOL.md §8) is not measured here.\n\n",
+        "## 2. Crash failover latency (no controller)\n\nThe holder's processes get SIGKILL (nothing is released); time until a standby leads. Lease {} s; the crash falls at a different point of the renew cycle each round, as in figure 1. The controller's early handover on evidence of death (PROTOCOL.md §8) is not measured here.\n\n",
         lease.as_secs()
     );
-    latency_table(&mut out, results, |c| match c {
+    latency_table(&mut out, bench, results, |c| match c {
         Contender::ZenLead => format!(
             "≤ lease ({}) after the last renewal seen; renewals every {}, so ≈ {} to {}",
             setting(lease),
@@ -134,12 +181,16 @@ pub fn failover(
             "renewTime + duration on the wall clock, + 0.1–1 s: ≤ {} s",
             lease.as_secs() + 1
         ),
+        Contender::PythonKubernetes => format!(
+            "lease after the record last changed, seen at the next retry: ≤ {} s",
+            (lease + python_timing(lease).retry_period).as_secs()
+        ),
     });
     out
 }
 
 /// Figure 3.
-pub fn requests(settings: &Settings, results: &[PoolRequests]) -> String {
+fn requests(settings: &Settings, results: &[PoolRequests]) -> String {
     let verbs = ["get", "list", "watch", "create", "update", "patch"];
     let mut out = format!(
         "## 3. API requests per second per pool\n\nSteady state: all pools at once, requests counted by the server per client over {} s (after {} s to settle). A watch is counted once, when it is opened; zen-lead's followers each hold one open watch.\n\n| library | candidates | total req/s |",
@@ -177,7 +228,7 @@ pub fn requests(settings: &Settings, results: &[PoolRequests]) -> String {
 }
 
 /// Figure 4.
-pub fn exec(r: &ExecOverhead) -> String {
+fn exec(r: &ExecOverhead) -> String {
     let med = |s: &[Duration]| quantile(s, 0.5).unwrap_or_default();
     let added_start = med(&r.wrapped_start).saturating_sub(med(&r.direct_start));
     let added_total = med(&r.wrapped_total).saturating_sub(med(&r.direct_total));
@@ -217,6 +268,226 @@ pub fn exec(r: &ExecOverhead) -> String {
     );
     out.push('\n');
     out
+}
+
+/// Figure 5.
+fn safety(bench: &Bench<'_>, results: &BTreeMap<(Fault, Contender), Vec<Round>>) -> String {
+    let lease = bench.settings.lease_duration;
+    let mut out = format!(
+        "## 5. Safety under faults\n\nPer fault and library, rounds of two candidate processes on a fresh pool (all rounds at once). Each candidate writes a sample every 5 ms while its library tells it that it leads (for zen-lead: while its wrapped command runs); a gap of over 1 s (a paused process samples nothing) splits its belief. **Two leaders** is the longest stretch in which both candidates' beliefs overlap; a round counts in the second column when they were ever seen at one instant, even for 0 ms. **Terms** come from the Lease's own history (the benchmark watches it): each new holder's `leaseTransitions`, counted when it equals (repeated) or is below (backwards) the highest term before it. The partition lasts until the standby leads plus one lease duration ({} s), the pause until the standby leads plus 2 s; every round then watches {} s more. **Leading at the end** counts the rounds' candidates that still believed they led when the round ended (1 per round is a settled pool; 0, nobody leads). Lease {} s.\n\n| fault | library | rounds | rounds with two leaders | two leaders, longest | two leaders, p50 of rounds | terms repeated / backwards (acquisitions) | leading at the end |\n|---|---|---|---|---|---|---|---|\n",
+        lease.as_secs(),
+        (lease + std::time::Duration::from_secs(5)).as_secs(),
+        lease.as_secs()
+    );
+    for fault in Fault::ALL {
+        for c in &bench.contenders {
+            let Some(rounds) = results.get(&(fault, *c)) else {
+                continue;
+            };
+            let longest: Vec<Duration> = rounds.iter().map(|r| r.overlap.longest).collect();
+            let seen = rounds.iter().filter(|r| r.overlap.seen).count();
+            let mut terms = TermCheck::default();
+            for r in rounds {
+                terms.add(r.terms);
+            }
+            let errors: Vec<&str> = rounds.iter().filter_map(|r| r.error.as_deref()).collect();
+            let mut n = rounds.len().to_string();
+            if !errors.is_empty() {
+                let _ = write!(n, " ({} incomplete: {})", errors.len(), errors.join("; "));
+            }
+            let cell = |q: f64| quantile(&longest, q).map_or_else(|| "—".to_string(), secs);
+            let at_end: Vec<String> = rounds
+                .iter()
+                .map(|r| r.leading_at_end.to_string())
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {c} | {n} | {seen} | {} | {} | {} / {} ({}) | {} |",
+                fault.title(),
+                cell(1.0),
+                cell(0.5),
+                terms.repeated,
+                terms.backwards,
+                terms.acquisitions,
+                at_end.join(", ")
+            );
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// A figure in the summary and the JSON.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Value {
+    /// A duration.
+    Time(Duration),
+    /// A count.
+    Count(usize),
+    /// A rate per second.
+    Rate(f64),
+}
+
+impl Value {
+    fn json(self) -> serde_json::Value {
+        match self {
+            Value::Time(d) => serde_json::json!((d.as_secs_f64() * 10_000.0).round() / 10.0),
+            Value::Count(n) => serde_json::json!(n),
+            Value::Rate(r) => serde_json::json!((r * 1000.0).round() / 1000.0),
+        }
+    }
+
+    fn cell(self) -> String {
+        match self {
+            Value::Time(d) => secs(d),
+            Value::Count(n) => n.to_string(),
+            Value::Rate(r) => format!("{r:.2}"),
+        }
+    }
+}
+
+/// One summary row: its JSON name, its label, a value per library.
+type Row = (String, String, BTreeMap<Contender, Value>);
+
+fn rows(bench: &Bench<'_>, results: &Results) -> Vec<Row> {
+    let mut out: Vec<Row> = Vec::new();
+    let p50 = |r: &PerContender<Latencies>| -> BTreeMap<Contender, Value> {
+        r.iter()
+            .filter_map(|(c, l)| quantile(&l.samples, 0.5).map(|d| (*c, Value::Time(d))))
+            .collect()
+    };
+    if let Some(r) = &results.handover {
+        out.push((
+            "graceful_handover_p50_ms".into(),
+            format!(
+                "graceful handover, p50 of {}",
+                bench.settings.handover_rounds
+            ),
+            p50(r),
+        ));
+    }
+    if let Some(r) = &results.failover {
+        out.push((
+            "crash_failover_p50_ms".into(),
+            format!(
+                "crash failover (no controller), p50 of {}",
+                bench.settings.failover_rounds
+            ),
+            p50(r),
+        ));
+    }
+    if let Some(r) = &results.safety {
+        let fold =
+            |faults: &[Fault], f: &dyn Fn(&[&Round]) -> Value| -> BTreeMap<Contender, Value> {
+                bench
+                    .contenders
+                    .iter()
+                    .filter_map(|c| {
+                        let rounds: Vec<&Round> = faults
+                            .iter()
+                            .filter_map(|fault| r.get(&(*fault, *c)))
+                            .flatten()
+                            .collect();
+                        (!rounds.is_empty()).then(|| (*c, f(&rounds)))
+                    })
+                    .collect()
+            };
+        let longest = |rounds: &[&Round]| {
+            Value::Time(
+                rounds
+                    .iter()
+                    .map(|r| r.overlap.longest)
+                    .max()
+                    .unwrap_or_default(),
+            )
+        };
+        let seen =
+            |rounds: &[&Round]| Value::Count(rounds.iter().filter(|r| r.overlap.seen).count());
+        let bad = |rounds: &[&Round]| Value::Count(rounds.iter().map(|r| r.terms.bad()).sum());
+        let n = bench.settings.safety_rounds;
+        out.push((
+            "dual_leader_max_ms".into(),
+            format!("two leaders at once, longest (4 faults × {n} rounds)"),
+            fold(&Fault::ALL, &longest),
+        ));
+        for fault in Fault::ALL {
+            out.push((
+                format!("dual_leader_max_ms_{}", fault.slug()),
+                format!("… {}", fault.title()),
+                fold(&[fault], &longest),
+            ));
+        }
+        out.push((
+            "dual_leader_rounds".into(),
+            format!("rounds with two leaders seen at once (of {})", 4 * n),
+            fold(&Fault::ALL, &seen),
+        ));
+        out.push((
+            "term_repeats".into(),
+            "terms repeated or gone backwards".into(),
+            fold(&Fault::ALL, &bad),
+        ));
+        for fault in Fault::ALL {
+            out.push((
+                format!("term_repeats_{}", fault.slug()),
+                format!("… {}", fault.title()),
+                fold(&[fault], &bad),
+            ));
+        }
+    }
+    if let Some(r) = &results.requests {
+        for &n in &bench.settings.candidates {
+            out.push((
+                format!("requests_per_s_{n}_candidates"),
+                format!("API requests/s per pool, {n} candidates"),
+                r.iter()
+                    .filter(|p| p.candidates == n && p.error.is_none())
+                    .map(|p| (p.contender, Value::Rate(p.per_second())))
+                    .collect(),
+            ));
+        }
+    }
+    out
+}
+
+/// The summary: one row per figure, one column per library.
+fn summary(bench: &Bench<'_>, results: &Results) -> String {
+    let mut out = String::from("## Summary\n\n| figure |");
+    for c in &bench.contenders {
+        let _ = write!(out, " {c} |");
+    }
+    out.push_str("\n|---|");
+    for _ in &bench.contenders {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for (_, label, values) in rows(bench, results) {
+        let _ = write!(out, "| {label} |");
+        for c in &bench.contenders {
+            let _ = write!(
+                out,
+                " {} |",
+                values.get(c).map_or_else(|| "—".to_string(), |v| v.cell())
+            );
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// `{"libraries": [...], "rows": {"<row>": {"<library>": <number>}}}`.
+pub fn json(bench: &Bench<'_>, results: &Results) -> serde_json::Value {
+    let libraries: Vec<&str> = bench.contenders.iter().map(|c| c.json_name()).collect();
+    let mut rows_out = serde_json::Map::new();
+    for (name, _, values) in rows(bench, results) {
+        let row: serde_json::Map<String, serde_json::Value> = values
+            .into_iter()
+            .map(|(c, v)| (c.json_name().to_string(), v.json()))
+            .collect();
+        rows_out.insert(name, serde_json::Value::Object(row));
+    }
+    serde_json::json!({ "libraries": libraries, "rows": rows_out })
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
-//! The election figures: graceful handover, crash failover and requests per pool. Each runs
-//! every contender at once, on its own pools, on the same server.
+//! The speed figures: graceful handover, crash failover and requests per pool. Each runs
+//! every contender at once, on its own pools, on the same server, every candidate a process.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::{join_all, select_all};
-use zen_lead_testkit::TestServer;
 
-use crate::Settings;
-use crate::contender::{Contender, Handle};
+use crate::Bench;
+use crate::candidate::Candidate;
+use crate::contender::Contender;
+use crate::wire::now_nanos;
 
 /// Latencies of one contender, or why they are missing.
 #[derive(Debug, Clone, Default)]
@@ -26,105 +27,106 @@ enum Exit {
     Crash,
 }
 
+/// Results per contender.
+pub type PerContender<T> = BTreeMap<Contender, T>;
+
 /// Figure 1: the holder releases; time until the standby leads.
-pub async fn handover(
-    server: &TestServer,
-    settings: &Settings,
-) -> BTreeMap<&'static str, (Contender, Latencies)> {
-    rounds_all(server, settings, Exit::Release, settings.handover_rounds).await
+pub async fn handover(bench: &Bench<'_>) -> PerContender<Latencies> {
+    rounds_all(bench, Exit::Release, bench.settings.handover_rounds).await
 }
 
 /// Figure 2: the holder stops without releasing; time until a standby leads.
-pub async fn failover(
-    server: &TestServer,
-    settings: &Settings,
-) -> BTreeMap<&'static str, (Contender, Latencies)> {
-    rounds_all(server, settings, Exit::Crash, settings.failover_rounds).await
+pub async fn failover(bench: &Bench<'_>) -> PerContender<Latencies> {
+    rounds_all(bench, Exit::Crash, bench.settings.failover_rounds).await
 }
 
-async fn rounds_all(
-    server: &TestServer,
-    settings: &Settings,
-    exit: Exit,
-    rounds: usize,
-) -> BTreeMap<&'static str, (Contender, Latencies)> {
-    let runs = Contender::ALL.map(|c| async move {
+async fn rounds_all(bench: &Bench<'_>, exit: Exit, rounds: usize) -> PerContender<Latencies> {
+    let runs = bench.contenders.iter().map(|&c| async move {
         let mut latencies = Latencies::default();
-        if let Err(error) = rounds_one(server, settings, c, exit, rounds, &mut latencies).await {
+        if let Err(error) = rounds_one(bench, c, exit, rounds, &mut latencies).await {
             latencies.error = Some(error);
         }
-        (c.slug(), (c, latencies))
+        (c, latencies)
     });
     join_all(runs).await.into_iter().collect()
 }
 
+/// Starts a candidate and lets it campaign.
+pub(crate) async fn start(
+    bench: &Bench<'_>,
+    contender: Contender,
+    pool: &str,
+    identity: &str,
+) -> Result<Candidate, String> {
+    let mut c = bench
+        .launcher
+        .spawn(contender, pool, identity)
+        .await
+        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+    c.go()
+        .await
+        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+    Ok(c)
+}
+
 /// Two candidates: the holder leaves, the standby must lead; a fresh standby joins; repeat.
 async fn rounds_one(
-    server: &TestServer,
-    settings: &Settings,
+    bench: &Bench<'_>,
     contender: Contender,
     exit: Exit,
     rounds: usize,
     latencies: &mut Latencies,
 ) -> Result<(), String> {
+    let settings = bench.settings;
     let tag = match exit {
         Exit::Release => "handover",
         Exit::Crash => "failover",
     };
     let pool = format!("{tag}-{}", contender.slug());
     let limit = crate::wait_limit(settings);
-    let spawn = |n: usize| {
-        let pool = pool.clone();
-        async move {
-            let identity = format!("{pool}-{n}");
-            Handle::spawn(server, contender, &pool, &identity, settings.lease_duration)
-                .await
-                .map_err(|e| format!("{e:#}"))
-        }
-    };
-    let mut holder = spawn(0).await?;
-    if !wait(limit, holder.wait_leading()).await {
+    let mut holder = start(bench, contender, &pool, &format!("{pool}-0")).await?;
+    if holder.wait_leading(0, limit).await.is_none() {
         return Err(format!("the first candidate did not lead within {limit:?}"));
     }
     for round in 0..rounds {
-        let standby = spawn(round + 1).await?;
+        let standby = start(bench, contender, &pool, &format!("{pool}-{}", round + 1)).await?;
         // Let the standby reach its steady state (first read, watch open, or poll done), then
         // leave at a different phase of the renew and poll cycles each round: a fixed delay
         // would catch a polling standby at the same point of its cycle every time.
         tokio::time::sleep(settings.settle + settings.lease_duration.mul_f64(phase(round))).await;
-        if standby.is_leading() || !holder.is_leading() {
+        if standby.leads_now(LEADS_NOW) || !holder.leads_now(LEADS_NOW) {
             return Err(format!(
                 "round {round}: the holder lost the lease before it was asked to leave"
             ));
         }
-        let start = Instant::now();
+        let start = now_nanos();
         match exit {
-            Exit::Release => holder.release().await,
-            Exit::Crash => holder.crash(),
+            Exit::Release => holder.release().await.map_err(|e| e.to_string())?,
+            Exit::Crash => holder.kill(),
         }
-        if !wait(limit, standby.wait_leading()).await {
-            standby.crash();
+        let Some(led) = standby.wait_leading(start, limit).await else {
             return Err(format!(
-                "round {round}: the standby did not lead within {limit:?}"
+                "round {round}: the standby did not lead within {limit:?} (holder: {})",
+                holder.describe_tree()
             ));
-        }
-        let took = start.elapsed();
+        };
+        let took = Duration::from_nanos(led.saturating_sub(start));
         tracing::info!(%contender, tag, round, ?took, "standby leads");
         latencies.samples.push(took);
+        holder.kill();
         holder = standby;
     }
-    holder.crash();
     Ok(())
 }
 
+/// A leading candidate samples every few milliseconds; this much silence means it does not
+/// lead now (or is paused).
+pub(crate) const LEADS_NOW: Duration = Duration::from_millis(300);
+
 /// A fraction in [0, 1) for round `round`, spread evenly over the rounds (golden-ratio
 /// sequence) and the same in every run.
-fn phase(round: usize) -> f64 {
+pub(crate) fn phase(round: usize) -> f64 {
     ((round as f64 + 1.0) * 0.618_033_988_749_895).fract()
-}
-
-async fn wait(limit: Duration, f: impl Future<Output = bool>) -> bool {
-    tokio::time::timeout(limit, f).await.unwrap_or(false)
 }
 
 /// Requests of one pool over the window.
@@ -142,12 +144,20 @@ pub struct PoolRequests {
     pub error: Option<String>,
 }
 
+impl PoolRequests {
+    /// All requests per second.
+    pub fn per_second(&self) -> f64 {
+        self.by_verb.values().sum::<u64>() as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+}
+
 /// Figure 3: `n` candidates per pool, every contender and every `n` at once; requests counted
 /// by the server per client over a steady-state window.
-pub async fn requests(server: &TestServer, settings: &Settings) -> Vec<PoolRequests> {
+pub async fn requests(bench: &Bench<'_>) -> Vec<PoolRequests> {
+    let settings = bench.settings;
     let limit = crate::wait_limit(settings);
     let mut pools = Vec::new();
-    for contender in Contender::ALL {
+    for &contender in &bench.contenders {
         for &n in &settings.candidates {
             pools.push((contender, n));
         }
@@ -156,17 +166,15 @@ pub async fn requests(server: &TestServer, settings: &Settings) -> Vec<PoolReque
         let pool = format!("rps-{}-{n}", contender.slug());
         let mut handles = Vec::new();
         for i in 0..n {
-            let identity = format!("{pool}-c{i}");
-            match Handle::spawn(server, contender, &pool, &identity, settings.lease_duration).await
-            {
+            match start(bench, contender, &pool, &format!("{pool}-c{i}")).await {
                 Ok(h) => handles.push(h),
-                Err(e) => return (pool, handles, Some(format!("{e:#}"))),
+                Err(e) => return (pool, handles, Some(e)),
             }
         }
-        let any = select_all(handles.iter().map(|h| Box::pin(h.wait_leading())));
+        let any = select_all(handles.iter().map(|h| Box::pin(h.wait_leading(0, limit))));
         let error = match tokio::time::timeout(limit, any).await {
-            Ok(_) => None,
-            Err(_) => Some(format!("nobody led within {limit:?}")),
+            Ok((Some(_), _, _)) => None,
+            _ => Some(format!("nobody led within {limit:?}")),
         };
         (pool, handles, error)
     }))
@@ -174,9 +182,9 @@ pub async fn requests(server: &TestServer, settings: &Settings) -> Vec<PoolReque
     // Steady state: every follower has made its first read or opened its watch, and the peers'
     // startup requests (create, first reads) fall before the window.
     tokio::time::sleep(settings.settle).await;
-    let before = server.accounting().snapshot();
+    let before = bench.server.accounting().snapshot();
     tokio::time::sleep(settings.window).await;
-    let after = server.accounting().snapshot();
+    let after = bench.server.accounting().snapshot();
     let mut out = Vec::new();
     for ((contender, n), (pool, handles, error)) in pools.into_iter().zip(started) {
         let mut by_verb: BTreeMap<String, u64> = BTreeMap::new();
@@ -195,9 +203,7 @@ pub async fn requests(server: &TestServer, settings: &Settings) -> Vec<PoolReque
                 *by_verb.entry(verb.clone()).or_default() += count - earlier;
             }
         }
-        for h in handles {
-            h.crash();
-        }
+        drop(handles);
         out.push(PoolRequests {
             contender,
             candidates: n,
