@@ -6,7 +6,7 @@ use zen_lead_controller::config::{Cli, Config};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    zen_lead::exec::log::init(cli.log_format);
+    let _log = zen_lead::exec::log::init(cli.log_format);
     let config = match Config::from_cli(
         cli,
         zen_lead::identity::process_env,

@@ -225,8 +225,7 @@ pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
     let total: u64 = verbs.values().sum();
     let (steady_rss, steady_hwm) = controller.memory_kib().unwrap_or_default();
     let metrics = controller.metrics_text().unwrap_or_default();
-    let reconciles =
-        sum_metric(&metrics, "reconcile_duration_seconds_count") - reconciles_before;
+    let reconciles = sum_metric(&metrics, "reconcile_duration_seconds_count") - reconciles_before;
     let reconcile_errors = sum_metric(&metrics, "reconcile_errors");
     let lease_write_errors = sum_metric(&metrics, "lease_write_errors");
     let exit = controller.stop(Duration::from_secs(20));
@@ -287,7 +286,10 @@ pub async fn run(options: Options) -> Result<String, ControllerBenchError> {
         "steady-state API requests/s per pool",
         format!("{:.3}", total as f64 / seconds / options.pools as f64),
     );
-    row("steady-state reconciles/s", format!("{:.1}", reconciles / seconds));
+    row(
+        "steady-state reconciles/s",
+        format!("{:.1}", reconciles / seconds),
+    );
     row(
         "reconcile errors, whole run (metric)",
         format!("{reconcile_errors:.0}"),
