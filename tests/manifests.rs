@@ -265,8 +265,8 @@ async fn install_then_every_example_applies_cleanly() {
         }
     }
     assert!(
-        applied >= 4,
-        "expected the four example manifests, applied {applied}"
+        applied >= 5,
+        "expected the five example manifests, applied {applied}"
     );
     // What the examples created is really there.
     kubectl_ok(
@@ -276,6 +276,15 @@ async fn install_then_every_example_applies_cleanly() {
     kubectl_ok(
         &server,
         &["get", "deployment/sync-daemon", "lp/sync-daemon"],
+    );
+    kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deployment/my-app",
+            "lp/my-pool",
+            "service/my-app-leader",
+        ],
     );
     kubectl_ok(&server, &["get", "clusterrole/zen-lead-workload"]);
 }
