@@ -430,12 +430,21 @@ impl ApiServer {
 
     /// The pool's Lease record, if it exists.
     pub fn lease(&self, pool: &str) -> Option<zen_lead::lease::record::LeaseRecord> {
+        self.lease_in("default", pool)
+    }
+
+    /// The Lease `namespace/name`'s record, if it exists.
+    pub fn lease_in(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<zen_lead::lease::record::LeaseRecord> {
         use k8s_openapi::api::coordination::v1::Lease;
         let _runtime = self.rt.enter();
         let client = self.server.client().expect("client");
         self.rt.block_on(async {
-            let api: kube::Api<Lease> = kube::Api::namespaced(client, "default");
-            api.get_opt(pool)
+            let api: kube::Api<Lease> = kube::Api::namespaced(client, namespace);
+            api.get_opt(name)
                 .await
                 .expect("get lease")
                 .map(|l| zen_lead::lease::record::LeaseRecord::from_lease(&l))
