@@ -9,15 +9,10 @@ mod exec_support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use nix::sys::signal::Signal;
 use zen_lead::lease::record::Renewer;
 
 use exec_support::*;
-
-const CONTROLLER_NS: &str = "zen-lead-system";
-const CONTROLLER_LEASE: &str = "zen-lead-controller";
 
 /// A gate for `pool` as `identity`, with the fast timings and `extra` flags.
 fn gate(api: &ApiServer, scratch: &Scratch, pool: &str, identity: &str, extra: &[&str]) -> Wrapper {
@@ -26,45 +21,6 @@ fn gate(api: &ApiServer, scratch: &Scratch, pool: &str, identity: &str, extra: &
         .args(FAST_TIMINGS)
         .args(extra.iter().copied())
         .spawn()
-}
-
-/// The controller's namespace, as the install creates it.
-fn controller_namespace(api: &ApiServer) {
-    api.kubectl_ok(&[
-        "apply",
-        "-f",
-        &repo_path("deploy/00-namespace.yaml").to_string_lossy(),
-    ]);
-}
-
-/// Writes the controller's Lease as a controller replica `ctl-0` would have, last renewed
-/// `ago` before now, with `duration` seconds.
-fn write_controller_lease(api: &ApiServer, ago: Duration, duration: i32) {
-    controller_namespace(api);
-    let renewed = jiff::Timestamp::now() - jiff::SignedDuration::try_from(ago).expect("duration");
-    let lease = Lease {
-        metadata: ObjectMeta {
-            name: Some(CONTROLLER_LEASE.into()),
-            namespace: Some(CONTROLLER_NS.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(LeaseSpec {
-            holder_identity: Some("ctl-0".into()),
-            acquire_time: Some(MicroTime(renewed)),
-            renew_time: Some(MicroTime(renewed)),
-            lease_duration_seconds: Some(duration),
-            ..LeaseSpec::default()
-        }),
-    };
-    let _runtime = api.rt.enter();
-    let client = api.server.client().expect("client");
-    api.rt.block_on(async {
-        let leases: kube::Api<Lease> = kube::Api::namespaced(client, CONTROLLER_NS);
-        leases
-            .create(&kube::api::PostParams::default(), &lease)
-            .await
-            .expect("create the controller's Lease");
-    });
 }
 
 fn delete_controller_lease(api: &ApiServer) {
@@ -92,7 +48,7 @@ fn refusal(w: &Wrapper) -> String {
 fn gate_without_a_controller_exits_81_before_taking_the_lease() {
     let api = ApiServer::start();
     let scratch = Scratch::new("gate-no-controller");
-    controller_namespace(&api);
+    api.controller_namespace();
     let mut w = gate(&api, &scratch, "nightly", "pod-a", &[]);
     assert_eq!(w.exit_code(), 81, "{}", w.stderr());
     let line = refusal(&w);
@@ -117,7 +73,7 @@ fn gate_with_a_stale_controller_lease_refuses() {
     let api = ApiServer::start();
     let scratch = Scratch::new("gate-stale");
     // A controller that died an hour ago without releasing.
-    write_controller_lease(&api, Duration::from_secs(3600), 2);
+    api.write_controller_lease(Duration::from_secs(3600), 2);
     let mut w = gate(&api, &scratch, "nightly", "pod-a", &[]);
     assert_eq!(w.exit_code(), 81, "{}", w.stderr());
     let line = refusal(&w);
@@ -139,7 +95,7 @@ fn gate_with_a_stale_controller_lease_refuses() {
 fn gate_whose_controller_dies_while_it_waits_releases_at_once_with_the_marker() {
     let api = ApiServer::start();
     let scratch = Scratch::new("gate-dies");
-    write_controller_lease(&api, Duration::ZERO, 60);
+    api.write_controller_lease(Duration::ZERO, 60);
     let mut holder = api
         .launch(&scratch, "holder")
         .args(["--pool", "nightly", "--identity", "holder"])
@@ -194,7 +150,7 @@ fn gate_whose_controller_dies_while_it_waits_releases_at_once_with_the_marker() 
 fn gate_with_a_running_controller_hands_over_and_the_controller_renews() {
     let api = ApiServer::start();
     let scratch = Scratch::new("gate-controller");
-    controller_namespace(&api);
+    api.controller_namespace();
     api.kubectl_ok(&[
         "apply",
         "-f",
