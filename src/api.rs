@@ -15,6 +15,11 @@ pub const GROUP: &str = "coordination.kube-zen.io";
 /// API version of `LeaderPolicy`.
 pub const VERSION: &str = "v1alpha1";
 
+/// Default namespace of zen-lead-controller, where its own Lease lives (`deploy/`).
+pub const CONTROLLER_NAMESPACE: &str = "zen-lead-system";
+/// The name of zen-lead-controller's own Lease: a gate checks it before handing over.
+pub const CONTROLLER_LEASE: &str = "zen-lead-controller";
+
 /// Condition type: whether the pool has an elected leader.
 pub const CONDITION_LEADER_ELECTED: &str = "LeaderElected";
 /// Condition type: whether the spec passes the timing rules.

@@ -1,6 +1,7 @@
 //! The examples run end to end: applied verbatim with kubectl to the testkit's process kubelet,
 //! which runs the built `zen-lead-exec` where the manifests name `/zen-lead-exec`.
 
+mod controller_support;
 mod examples_support;
 mod exec_support;
 
@@ -120,5 +121,126 @@ fn cronjob_skip_example_one_tick_many_copies_one_run() {
         1,
         "exactly one copy runs the report: {runs:?}\n{}",
         run.logs("job-name")
+    );
+}
+
+/// The job's final condition: `Complete` or `Failed`, once it has one; `Pruned` once the
+/// CronJob's history limit (`failedJobsHistoryLimit` defaults to 1) has deleted it, which
+/// happens only to finished Jobs.
+fn job_outcome(run: &ExampleRun, job: &str) -> Option<String> {
+    let out = run.kubectl(&[
+        "get",
+        &format!("job/{job}"),
+        "-o",
+        "jsonpath={range .status.conditions[*]}{.type}={.status}{\"\\n\"}{end}",
+    ]);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("NotFound"),
+            "kubectl get job/{job}: {stderr}"
+        );
+        return Some("Pruned".into());
+    }
+    let conditions = String::from_utf8_lossy(&out.stdout);
+    ["Complete", "Failed"]
+        .into_iter()
+        .find(|c| conditions.lines().any(|l| l == format!("{c}=True")))
+        .map(str::to_string)
+}
+
+/// examples/cronjob-gate.yaml with the real zen-lead-controller: one tick started three times
+/// over runs the export once (the other copies' gates fail, and their Jobs do not retry them);
+/// the controller releases when that run's pod succeeds, so the next run leads at once.
+#[test]
+fn cronjob_gate_example_one_tick_many_copies_one_run_then_the_next_run_leads() {
+    let run = ExampleRun::start_with("cronjob-gate", true, |scratch| {
+        let runs = scratch.path("runs");
+        // The image's own entrypoint: a run long enough that every copy's gate starts meanwhile.
+        let export = scratch.script(
+            "billing-export",
+            &format!(
+                "#!/bin/sh\necho start >> {runs}\nsleep 8\necho end >> {runs}\n",
+                runs = runs.display()
+            ),
+        );
+        Resolves::with_exec().and("registry.example.com/billing-export:3.1.0", export)
+    });
+    // The controller's namespace and the gates' Role from deploy/; the controller itself runs
+    // as a local process (its Deployment would need the image).
+    run.kubectl_ok(&["apply", "-f", "deploy/00-namespace.yaml"]);
+    run.kubectl_ok(&["apply", "-f", "deploy/30-gate-role.yaml"]);
+    let mut controller: controller_support::ControllerProcess = controller_support::launch(
+        run.api.kubeconfig(),
+        "ctl-0",
+        run.scratch.path("controller.log"),
+    )
+    .spawn()
+    .expect("start the controller");
+    run.api
+        .rt
+        .block_on(controller.wait_ready(EVENTUALLY))
+        .expect("the controller is ready");
+    controller_support::eventually(EVENTUALLY, "the controller to lead", || {
+        run.api
+            .lease_in(CONTROLLER_NS, CONTROLLER_LEASE)
+            .and_then(|r| r.holder)
+    });
+    run.apply_example("cronjob-gate.yaml");
+
+    let copies = ["tick-a", "tick-b", "tick-c"];
+    let mut started: Vec<std::process::Child> = copies
+        .iter()
+        .map(|job| {
+            run.api
+                .kubectl()
+                .args(["create", "job", "--from=cronjob/billing-export", job])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("kubectl create job")
+        })
+        .collect();
+    for child in &mut started {
+        assert!(child.wait().expect("kubectl").success());
+    }
+    let outcomes: Vec<String> = copies
+        .iter()
+        .map(|job| {
+            controller_support::eventually(EVENTUALLY, &format!("job {job} to finish"), || {
+                job_outcome(&run, job)
+            })
+        })
+        .collect();
+    let runs = std::fs::read_to_string(run.scratch.path("runs")).unwrap_or_default();
+    let context = format!(
+        "{outcomes:?} {runs:?}\n{}\n{}",
+        run.logs("job-name"),
+        controller.log_text()
+    );
+    assert_eq!(
+        runs, "start\nend\n",
+        "exactly one copy ran the export: {context}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "Complete").count(),
+        1,
+        "one copy completes, the others fail their gate (and may be pruned): {context}"
+    );
+    // The run's pod succeeded, so the controller released: the next run leads at once.
+    let record = run.api.lease("billing-export").expect("the pool's lease");
+    assert_eq!(record.holder, None, "released after the run: {record:?}");
+    run.kubectl_ok(&[
+        "create",
+        "job",
+        "--from=cronjob/billing-export",
+        "tick-next",
+    ]);
+    run.wait_job_complete("tick-next");
+    let runs = std::fs::read_to_string(run.scratch.path("runs")).unwrap_or_default();
+    assert_eq!(
+        runs,
+        "start\nend\nstart\nend\n",
+        "the next run ran after the first: {}",
+        controller.log_text()
     );
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use exec_support::*;
 use nix::sys::signal::Signal;
-use zen_lead::api::Renewer;
 
 #[test]
 fn five_replicas_exactly_one_child_runs() {
@@ -251,22 +250,6 @@ fn on_follower_fail_exits_79_and_wait_timeout_exits_75() {
     leader.signal(Signal::SIGTERM);
     assert_eq!(leader.exit_code(), 0);
     pool.check();
-}
-
-#[test]
-fn gate_hands_renewal_to_the_controller() {
-    let pool = Pool::new("gate");
-    let mut gate = pool
-        .api
-        .launch(&pool.scratch, "gate")
-        .args(["gate", "--pool", "gate", "--identity", "pod-g"])
-        .args(FAST_TIMINGS)
-        .spawn();
-    assert_eq!(gate.exit_code(), 0, "{}", gate.stderr());
-    let record = pool.api.lease("gate").expect("lease");
-    assert_eq!(record.holder.as_deref(), Some("pod-g"));
-    assert_eq!(record.renewer, Renewer::Controller);
-    assert!(record.term >= 1);
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn apply_cleanly(server: &TestServer, args: &[&str]) -> BTreeSet<String> {
 }
 
 /// The objects of the install (docs/INSTALL.md), as kubectl names them.
-const INSTALLED: [&str; 7] = [
+const INSTALLED: [&str; 9] = [
     "customresourcedefinition.apiextensions.k8s.io/leaderpolicies.coordination.kube-zen.io",
     "clusterrole.rbac.authorization.k8s.io/zen-lead-workload",
     "clusterrole.rbac.authorization.k8s.io/zen-lead-controller",
@@ -61,6 +61,8 @@ const INSTALLED: [&str; 7] = [
     "namespace/zen-lead-system",
     "serviceaccount/zen-lead-controller",
     "deployment.apps/zen-lead-controller",
+    "role.rbac.authorization.k8s.io/zen-lead-gate",
+    "rolebinding.rbac.authorization.k8s.io/zen-lead-gate",
 ];
 
 fn installed() -> BTreeSet<String> {
@@ -102,6 +104,32 @@ async fn install_in_three_steps_applies_cleanly_on_an_empty_server() {
         subject.trim(),
         format!("zen-lead-system/{} zen-lead-controller", account.trim())
     );
+    // Gates may read the controller's Lease, and nothing else in its namespace.
+    let gate = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "-n",
+            "zen-lead-system",
+            "role/zen-lead-gate",
+            "rolebinding/zen-lead-gate",
+            "-o",
+            "json",
+        ],
+    );
+    let gate: Value = serde_json::from_str(&gate).expect("gate RBAC JSON");
+    let (role, binding) = (&gate["items"][0], &gate["items"][1]);
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["zen-lead-controller"],
+            "verbs": ["get"],
+        }])
+    );
+    assert_eq!(binding["roleRef"]["name"], "zen-lead-gate");
+    assert_eq!(binding["subjects"][0]["name"], "system:serviceaccounts");
     // Applying the same install again changes nothing.
     for dir in ["config/crd/bases/", "config/rbac/", "deploy/"] {
         let text = kubectl_ok(&server, &["apply", "-f", dir]);

@@ -1,7 +1,8 @@
-//! The `zen-lead-workload` ClusterRole is least privilege, proven both ways (docs/RBAC.md): on a
-//! testkit API server in auth mode, with `zen-lead-exec` running under a ServiceAccount token
-//! bound only by `config/rbac/` and `examples/rbac.yaml`, the whole role is enough; and without
-//! any one of its rules, the scenario fails.
+//! The `zen-lead-workload` ClusterRole and the `zen-lead-gate` Role are least privilege, proven
+//! both ways (docs/RBAC.md): on a testkit API server in auth mode, with `zen-lead-exec` running
+//! under a ServiceAccount token bound only by `config/rbac/`, `examples/rbac.yaml` and
+//! `deploy/30-gate-role.yaml`, the whole role is enough; and without any one of its rules, the
+//! scenario fails with exit 77.
 
 mod exec_support;
 mod rbac_support;
@@ -71,17 +72,21 @@ fn exec_scenario(scratch: &Scratch, kubeconfig: &Path) -> Result<(), String> {
     }
 }
 
-#[test]
-fn workload_role_is_enough_and_every_rule_is_needed() {
-    let role = Role::load("workload_clusterrole.yaml");
+/// Runs the table: the role as committed must be enough for `scenario`; without any one rule,
+/// `scenario` must fail with exit 77 and the permission-denied line.
+fn every_rule_is_needed(
+    role: &Role,
+    setup: impl Fn(&Scratch, &Role) -> (ApiServer, PathBuf),
+    scenario: impl Fn(&Scratch, &Path) -> Result<(), String>,
+) {
     let rules = role.rules().len();
-    assert!(rules >= 2, "the workload role has {rules} rules");
+    assert!(rules >= 1, "the role has no rules");
     // Row `None`: the role as committed; row `Some(i)`: without rule i.
     for row in std::iter::once(None).chain((0..rules).map(Some)) {
-        let scratch = Scratch::new("rbac-workload");
+        let scratch = Scratch::new("rbac-table");
         let applied = row.map_or_else(|| role.clone(), |i| role.without(i));
-        let (_api, kubeconfig) = server_with_role(&scratch, &applied);
-        let outcome = exec_scenario(&scratch, &kubeconfig);
+        let (_api, kubeconfig) = setup(&scratch, &applied);
+        let outcome = scenario(&scratch, &kubeconfig);
         match row {
             None => outcome.unwrap_or_else(|e| panic!("the whole role must be enough: {e}")),
             Some(i) => {
@@ -91,7 +96,6 @@ fn workload_role_is_enough_and_every_rule_is_needed() {
                         role.describe(i)
                     )
                 });
-                // Denied, not failed for another reason: exit 77 and the one-line RBAC hint.
                 assert!(
                     error.starts_with("exit 77,") && error.contains("permission denied"),
                     "without rule {i} ({}): {error}",
@@ -100,4 +104,60 @@ fn workload_role_is_enough_and_every_rule_is_needed() {
             }
         }
     }
+}
+
+/// A server in auth mode as [`server_with_role`] with the whole workload role, the controller's
+/// namespace and a live controller Lease, and `gate` as the `zen-lead-gate` Role of
+/// `deploy/30-gate-role.yaml` with its RoleBinding.
+fn server_with_gate_role(scratch: &Scratch, gate: &Role) -> (ApiServer, PathBuf) {
+    let (api, kubeconfig) = server_with_role(scratch, &Role::load("workload_clusterrole.yaml"));
+    api.write_controller_lease(std::time::Duration::ZERO, 60);
+    apply(
+        api.kubeconfig(),
+        &gate.write(scratch.path("gate-role.yaml")),
+    );
+    let binding = Role::load_kind("deploy/30-gate-role.yaml", "RoleBinding");
+    apply(
+        api.kubeconfig(),
+        &binding.write(scratch.path("gate-binding.yaml")),
+    );
+    (api, kubeconfig)
+}
+
+/// What a gate does with the roles: reads the controller's Lease, leads through the pool's
+/// Lease and hands it to the controller. Ok if it exited 0 having handed over.
+fn gate_scenario(scratch: &Scratch, kubeconfig: &Path) -> Result<(), String> {
+    let mut w = Launch::new(kubeconfig, scratch.path("gate.stderr"))
+        .args(["gate", "--pool", "report", "--identity", "report-0"])
+        .spawn();
+    match w.exit_code() {
+        0 => Ok(()),
+        code => Err(format!("exit {code}, stderr: {}", w.stderr().trim())),
+    }
+}
+
+#[test]
+fn gate_role_is_enough_and_every_rule_is_needed() {
+    let role = Role::load_kind("deploy/30-gate-role.yaml", "Role");
+    every_rule_is_needed(&role, server_with_gate_role, |scratch, kubeconfig| {
+        gate_scenario(scratch, kubeconfig).map_err(|e| {
+            // The line names the one permission to grant.
+            assert!(
+                !e.starts_with("exit 77")
+                    || e.contains(
+                        "grant get on leases/zen-lead-controller in namespace zen-lead-system"
+                    ),
+                "{e}"
+            );
+            e
+        })
+    });
+}
+
+#[test]
+fn workload_role_is_enough_and_every_rule_is_needed() {
+    let role = Role::load("workload_clusterrole.yaml");
+    let rules = role.rules().len();
+    assert!(rules >= 2, "the workload role has {rules} rules");
+    every_rule_is_needed(&role, server_with_role, exec_scenario);
 }

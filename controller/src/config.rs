@@ -10,7 +10,7 @@ use zen_lead::lease::Timing;
 use zen_lead::timing::TimingError;
 
 /// Default namespace of the controller's own Lease.
-pub const DEFAULT_NAMESPACE: &str = "zen-lead-system";
+pub const DEFAULT_NAMESPACE: &str = zen_lead::api::CONTROLLER_NAMESPACE;
 
 /// zen-lead-controller: elects for annotated pods, renews for gated pods, hands over on evidence
 /// of death, and writes roles, LeaderPolicy status, Events and metrics.

@@ -14,8 +14,8 @@ use tracing::{Instrument, info, warn};
 use zen_lead::clock::BootInstant;
 use zen_lead::lease::{ElectionConfig, Elector, LeaderState};
 
-/// The name of the controller's own Lease.
-pub const LEASE_NAME: &str = "zen-lead-controller";
+/// The name of the controller's own Lease (gates read it to see that the controller is alive).
+pub const LEASE_NAME: &str = zen_lead::api::CONTROLLER_LEASE;
 
 /// This replica does not lead (or its renew deadline has passed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

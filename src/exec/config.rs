@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nix::sys::signal::Signal;
 
+use super::controller_alive::ControllerLease;
 use crate::lease::Timing;
 use crate::timing::{self, Names, TimingError};
 
@@ -42,7 +43,22 @@ pub enum Command {
         /// Options shared by both modes.
         #[command(flatten)]
         options: Options,
+        /// Where the controller's own Lease is.
+        #[command(flatten)]
+        controller: ControllerArgs,
     },
+}
+
+/// The gate's options for finding zen-lead-controller's own Lease, which it checks before
+/// handing over.
+#[derive(Debug, Clone, Args)]
+pub struct ControllerArgs {
+    /// Namespace of zen-lead-controller (where its own Lease is).
+    #[arg(long, env = "ZEN_LEAD_CONTROLLER_NAMESPACE", default_value = crate::api::CONTROLLER_NAMESPACE)]
+    pub controller_namespace: String,
+    /// Name of zen-lead-controller's own Lease.
+    #[arg(long, env = "ZEN_LEAD_CONTROLLER_LEASE", default_value = crate::api::CONTROLLER_LEASE)]
+    pub controller_lease: String,
 }
 
 /// Options shared by the run and gate modes.
@@ -118,8 +134,8 @@ pub enum LogFormat {
 pub enum Mode {
     /// Run this command (program, then arguments) while leading.
     Run(Vec<OsString>),
-    /// Hand renewal to the controller and exit.
-    Gate,
+    /// Check that the controller whose Lease this is is alive, hand renewal to it and exit.
+    Gate(ControllerLease),
 }
 
 /// Timings given on the command line; unset ones come from the LeaderPolicy or the defaults.
@@ -276,6 +292,16 @@ pub enum ConfigError {
         "invalid namespace {0:?}: use a DNS label (lowercase letters, digits and '-', at most 63 characters)"
     )]
     InvalidNamespace(String),
+    /// `--controller-namespace` is not a valid namespace name.
+    #[error(
+        "invalid --controller-namespace {0:?}: use a DNS label (lowercase letters, digits and '-', at most 63 characters)"
+    )]
+    InvalidControllerNamespace(String),
+    /// `--controller-lease` is not a valid Lease name.
+    #[error(
+        "invalid --controller-lease {0:?}: use a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"
+    )]
+    InvalidControllerLease(String),
     /// `gate --on-follower skip` would exit 0, and the pod's containers would run unled.
     #[error(
         "gate cannot skip: its exit 0 would let the pod's containers run without the lease; use --on-follower fail (or wait) with gate"
@@ -304,6 +330,8 @@ impl ConfigError {
             | Self::MissingPool
             | Self::InvalidPool(_)
             | Self::InvalidNamespace(_)
+            | Self::InvalidControllerNamespace(_)
+            | Self::InvalidControllerLease(_)
             | Self::GateSkip
             | Self::GateFlag(_) => exit_code::USAGE,
             Self::KillGraceZero | Self::Timing(_) => exit_code::CONFIG,
@@ -361,7 +389,10 @@ impl Config {
     /// Validates parsed arguments.
     pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
         let (mode, options) = match cli.subcommand {
-            Some(Command::Gate { options }) => (Mode::Gate, options),
+            Some(Command::Gate {
+                options,
+                controller,
+            }) => (Mode::Gate(ControllerLease::from_args(controller)?), options),
             None => {
                 if cli.command.is_empty() {
                     return Err(ConfigError::MissingCommand);
@@ -386,7 +417,7 @@ impl Config {
         {
             return Err(ConfigError::InvalidNamespace(ns.clone()));
         }
-        if mode == Mode::Gate {
+        if matches!(mode, Mode::Gate(_)) {
             if options.on_follower == OnFollower::Skip {
                 return Err(ConfigError::GateSkip);
             }
@@ -428,6 +459,21 @@ impl Config {
             rejoin: options.rejoin,
             log_format: options.log_format,
         })
+    }
+}
+
+impl ControllerLease {
+    /// Validates `--controller-namespace` and `--controller-lease`.
+    fn from_args(args: ControllerArgs) -> Result<Self, ConfigError> {
+        let namespace = args.controller_namespace.trim().to_owned();
+        if !is_dns_label(&namespace) {
+            return Err(ConfigError::InvalidControllerNamespace(namespace));
+        }
+        let name = args.controller_lease.trim().to_owned();
+        if !is_dns_subdomain(&name) {
+            return Err(ConfigError::InvalidControllerLease(name));
+        }
+        Ok(Self { namespace, name })
     }
 }
 
@@ -504,8 +550,27 @@ mod tests {
     #[test]
     fn gate_mode_takes_options_after_the_subcommand() {
         let c = run(&["gate", "--pool", "p", "--on-follower", "fail"]).unwrap();
-        assert_eq!(c.mode, Mode::Gate);
+        assert_eq!(c.mode, Mode::Gate(ControllerLease::default()));
         assert_eq!(c.on_follower, OnFollower::Fail);
+        let c = run(&[
+            "gate",
+            "--pool",
+            "p",
+            "--controller-namespace",
+            "ops",
+            "--controller-lease",
+            "ctl",
+        ])
+        .unwrap();
+        let lease = ControllerLease {
+            namespace: "ops".into(),
+            name: "ctl".into(),
+        };
+        assert_eq!(c.mode, Mode::Gate(lease));
+        assert_eq!(
+            ControllerLease::default().to_string(),
+            "zen-lead-system/zen-lead-controller"
+        );
     }
 
     #[test]
@@ -551,6 +616,16 @@ mod tests {
             (&["gate", "--pool", "p", "--signal-group"], 64),
             (&["gate", "--pool", "p", "--stop-signal", "INT"], 64),
             (&["gate", "--pool", "p", "--kill-grace", "1s"], 64),
+            (
+                &["gate", "--pool", "p", "--controller-namespace", "Ops_"],
+                64,
+            ),
+            (&["gate", "--pool", "p", "--controller-lease", "-x"], 64),
+            // The controller's Lease means nothing to a wrapper that renews for itself.
+            (
+                &["--pool", "p", "--controller-namespace", "ops", "--", "x"],
+                64,
+            ),
             (
                 &[
                     "--pool",

@@ -28,6 +28,9 @@ pub const CONFIG: u8 = 78;
 pub const FOLLOWER: u8 = 79;
 /// The lease was lost while the child ran; the child was stopped.
 pub const LEASE_LOST: u8 = 80;
+/// `gate`: zen-lead-controller is not alive (its Lease is missing, released or stale), so the
+/// gate did not hand over and released the pool's lease.
+pub const NO_CONTROLLER: u8 = 81;
 /// The command was found but could not be executed.
 pub const NOT_EXECUTABLE: u8 = 126;
 /// The command was not found.
@@ -92,6 +95,7 @@ mod tests {
             CONFIG,
             FOLLOWER,
             LEASE_LOST,
+            NO_CONTROLLER,
             NOT_EXECUTABLE,
             NOT_FOUND,
         ];

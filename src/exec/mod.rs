@@ -4,11 +4,13 @@
 //! One concept per module: [`config`] (flags to a validated [`config::Config`]), [`exit_code`]
 //! (the table), [`child`] + [`pre_exec`] (spawning), [`reaper`], [`signals`], [`stopper`] (the
 //! thread that owns the deadline and stops the child), [`log`] (never blocking), [`api`] (client,
-//! namespace, LeaderPolicy settings) and [`supervisor`] (the straight sequence).
+//! namespace, LeaderPolicy settings), [`controller_alive`] (the gate's check of the controller's
+//! Lease) and [`supervisor`] (the straight sequence).
 
 pub mod api;
 pub mod child;
 pub mod config;
+pub mod controller_alive;
 pub mod exit_code;
 pub mod log;
 pub mod pre_exec;

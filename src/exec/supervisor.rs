@@ -1,5 +1,7 @@
 //! The straight sequence of `zen-lead-exec`: validate -> client -> timings -> campaign ->
 //! (follower: wait / skip / fail) -> lead: run the child while the lease is held -> release.
+//! The gate checks that the controller is alive before the campaign and again before it hands
+//! renewal over; a dead controller gets nothing handed over.
 //!
 //! Invariant: the child runs only while this process holds the lease. Leadership ends at the
 //! elector's `Leading.deadline`, and the stop thread ([`super::stopper`]) has the child dead by
@@ -17,6 +19,7 @@ use tokio::sync::mpsc;
 use super::api::{self, ApiError, HolderLooks, PolicySettings};
 use super::child::{self, ChildError, LeaseEnv};
 use super::config::{Config, DEFAULT_KILL_GRACE, Fallback, Mode, OnFollower, TimingConfigError};
+use super::controller_alive::{self, AliveError, ControllerLease};
 use super::exit_code;
 use super::pre_exec::InheritedSignals;
 use super::reaper::{Leftovers, Reaper, ReaperError};
@@ -67,6 +70,9 @@ pub enum ExecError {
     /// The campaign failed in a way that cannot heal.
     #[error(transparent)]
     Campaign(#[from] LeaseError),
+    /// `gate`: the controller is not alive, or its Lease cannot be read; nothing was handed over.
+    #[error(transparent)]
+    ControllerAlive(#[from] AliveError),
     /// `--wait-timeout` passed.
     #[error("did not become leader of pool {pool} within --wait-timeout {}", humantime::format_duration(*.waited))]
     WaitTimeout {
@@ -110,6 +116,11 @@ impl ExecError {
             },
             Self::ResolveIdentity(_) | Self::ResolveTiming(_) => exit_code::CONFIG,
             Self::Campaign(e) => lease_error_code(e),
+            Self::ControllerAlive(e) => match e {
+                AliveError::NotAlive { .. } => exit_code::NO_CONTROLLER,
+                AliveError::Forbidden { .. } => exit_code::PERMISSION_DENIED,
+                AliveError::Unreachable { .. } => exit_code::API_UNREACHABLE,
+            },
             Self::WaitTimeout { .. } => exit_code::WAIT_TIMEOUT,
             Self::Follower { .. } => exit_code::FOLLOWER,
             Self::SpawnChild(e) => e.exit_code(),
@@ -226,6 +237,13 @@ impl Supervisor {
             timing,
             min_hold: self.config.min_hold,
         };
+        if let Mode::Gate(controller) = &self.config.mode {
+            // Fail fast: a gate that cannot hand over must not take the pool's lease first.
+            let controller = controller.clone();
+            if let Some(signal) = self.controller_alive(&client, &controller).await? {
+                return Ok(exit_code::for_signal(signal as i32));
+            }
+        }
         tracing::debug!(pool = %election.pool, %namespace, identity = %election.candidate.identity, ?timing, ?kill_grace, "campaigning");
         // The term this process last led under: a rejoin never goes below it (docs/PROTOCOL.md §3).
         let mut led_term = 0;
@@ -271,7 +289,22 @@ impl Supervisor {
             outages = 0;
             tracing::info!(pool = %election.pool, term, "leading");
             let command = match &self.config.mode {
-                Mode::Gate => {
+                Mode::Gate(controller) => {
+                    // The controller may have died while this gate waited for the lease: check
+                    // again, right before it becomes the only renewer.
+                    let controller = controller.clone();
+                    match self.controller_alive(&client, &controller).await {
+                        Ok(None) => {}
+                        Ok(Some(signal)) => {
+                            self.release_unused(elector, &election).await;
+                            return Ok(exit_code::for_signal(signal as i32));
+                        }
+                        Err(error) => {
+                            // Nothing ran: release with the marker, so a successor leads at once.
+                            self.release_unused(elector, &election).await;
+                            return Err(error);
+                        }
+                    }
                     let term = match elector.hand_to_controller().await {
                         Ok(term) => term,
                         // Leading ended before the hand-over was written: nothing may run.
@@ -569,6 +602,44 @@ impl Supervisor {
                     }
                 }
                 () = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+
+    /// `gate`: checks that the controller is alive; a termination signal ends the check.
+    async fn controller_alive(
+        &mut self,
+        client: &kube::Client,
+        controller: &ControllerLease,
+    ) -> Result<Option<Signal>, ExecError> {
+        let check = controller_alive::check(client, controller);
+        tokio::pin!(check);
+        loop {
+            tokio::select! {
+                checked = &mut check => return checked.map(|()| None).map_err(Into::into),
+                event = self.events.recv() => match event {
+                    Some(Event::Signal(signal)) if signals::is_termination(signal) => {
+                        return Ok(Some(signal));
+                    }
+                    Some(event) => tracing::debug!(?event, "ignored while not leading"),
+                    None => return Err(ExecError::SignalThreadGone),
+                },
+            }
+        }
+    }
+
+    /// Releases a lease whose term ran nothing, at once and with the marker (no `--min-hold`:
+    /// there is no run to de-duplicate).
+    async fn release_unused(&self, elector: Elector, election: &ElectionConfig) {
+        match tokio::time::timeout(RELEASE_TIMEOUT, elector.release_unused()).await {
+            Ok(Ok(())) => {
+                tracing::info!(pool = %election.pool, "released the pool's lease; nothing ran")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(pool = %election.pool, error = %super::one_line(&error), "release failed; the lease will expire");
+            }
+            Err(_) => {
+                tracing::warn!(pool = %election.pool, "release timed out; the lease will expire")
             }
         }
     }

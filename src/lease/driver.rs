@@ -33,7 +33,11 @@ const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// A request from the [`super::Elector`] handle.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Release(oneshot::Sender<Result<(), LeaseError>>),
+    /// Release; `honour_hold: false` ignores `min_hold` (nothing ran, nothing to de-duplicate).
+    Release {
+        reply: oneshot::Sender<Result<(), LeaseError>>,
+        honour_hold: bool,
+    },
     HandToController(oneshot::Sender<Result<u64, LeaseError>>),
 }
 
@@ -684,13 +688,17 @@ impl Driver {
         Ok(false)
     }
 
-    /// §3.5: empty the holder in one conditional write, or with `min_hold` keep it held until
-    /// `acquireTime + min_hold`.
-    async fn release(&mut self) -> Result<(), LeaseError> {
+    /// §3.5: empty the holder in one conditional write, or with `min_hold` (when honoured) keep
+    /// it held until `acquireTime + min_hold`.
+    async fn release(&mut self, honour_hold: bool) -> Result<(), LeaseError> {
         if self.leading.is_none() {
             return Ok(());
         }
-        let hold = self.min_hold_until().await;
+        let hold = if honour_hold {
+            self.min_hold_until().await
+        } else {
+            None
+        };
         let pool = self.config.pool.clone();
         let written = self
             .final_write("release", |observed| {
@@ -896,8 +904,8 @@ impl Driver {
                     None => return Err(self.stopped()),
                 },
                 command = commands.recv() => match command {
-                    Some(Command::Release(reply)) => {
-                        let result = self.release().await;
+                    Some(Command::Release { reply, honour_hold }) => {
+                        let result = self.release(honour_hold).await;
                         let failed = result.as_ref().err().map(ToString::to_string);
                         let _ = reply.send(result);
                         if let Some(message) = failed {

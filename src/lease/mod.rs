@@ -6,14 +6,15 @@
 //! Submodules: `record` (the Lease as zen-lead reads and writes it),
 //! `decision` (the pure decision core: observed record + BOOTTIME clock -> action),
 //! `driver` (the async task: watch, conditional writes, renew, release),
-//! `server_clock` (the API server's `Date`, for the end of a `--min-hold`),
+//! `server_clock` (the API server's `Date`, for the end of a `--min-hold` and the freshness of
+//! the controller's Lease),
 //! `steward` (the controller's pure decision: acquire for a pod, renew for it, hand over on
 //! evidence, release for a finished gated pod, built on `decision`).
 
 pub mod decision;
 mod driver;
 pub mod record;
-mod server_clock;
+pub(crate) mod server_clock;
 pub mod steward;
 
 /// Jittered exponential backoff, for callers that retry a whole campaign.
@@ -273,8 +274,19 @@ impl Elector {
 
     /// Stops campaigning. If leading: empties the holder in one conditional write (honouring
     /// `min_hold`), so that a standby takes over at once. Call only after the work has stopped.
-    pub async fn release(mut self) -> Result<(), LeaseError> {
-        if let Some(result) = self.command(driver::Command::Release).await {
+    pub async fn release(self) -> Result<(), LeaseError> {
+        self.release_with(true).await
+    }
+
+    /// Like [`Elector::release`], but at once, ignoring `min_hold`: for a term whose work never
+    /// started, so that there is no run to de-duplicate and a successor may lead at once.
+    pub async fn release_unused(self) -> Result<(), LeaseError> {
+        self.release_with(false).await
+    }
+
+    async fn release_with(mut self, honour_hold: bool) -> Result<(), LeaseError> {
+        let command = |reply| driver::Command::Release { reply, honour_hold };
+        if let Some(result) = self.command(command).await {
             return result;
         }
         // The task had already stopped: nothing is held by us any more.

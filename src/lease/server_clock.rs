@@ -1,7 +1,8 @@
 //! The API server's clock, read from the `Date` header of a request (docs/PROTOCOL.md §5).
 //!
-//! Used only to judge when a finished holder's `--min-hold` ends: that is de-duplication, not
-//! mutual exclusion (the work has already stopped), so a wall clock is allowed. The server's
+//! Used to judge when a finished holder's `--min-hold` ends: that is de-duplication, not
+//! mutual exclusion (the work has already stopped), so a wall clock is allowed. The gate also
+//! judges the freshness of the controller's Lease with it (`exec::controller_alive`). The server's
 //! clock is shared by every candidate, unlike the nodes' clocks; what remains is the header's
 //! one-second resolution and one request's latency.
 

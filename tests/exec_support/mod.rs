@@ -38,6 +38,10 @@ pub const FAST_TIMINGS: [&str; 6] = [
     "500ms",
 ];
 
+/// The controller's namespace and own Lease (`deploy/`).
+pub const CONTROLLER_NS: &str = "zen-lead-system";
+pub const CONTROLLER_LEASE: &str = "zen-lead-controller";
+
 /// The generous limit for "eventually" conditions on a loaded 2-core machine.
 pub const EVENTUALLY: Duration = Duration::from_secs(60);
 
@@ -430,12 +434,21 @@ impl ApiServer {
 
     /// The pool's Lease record, if it exists.
     pub fn lease(&self, pool: &str) -> Option<zen_lead::lease::record::LeaseRecord> {
+        self.lease_in("default", pool)
+    }
+
+    /// The Lease `namespace/name`'s record, if it exists.
+    pub fn lease_in(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<zen_lead::lease::record::LeaseRecord> {
         use k8s_openapi::api::coordination::v1::Lease;
         let _runtime = self.rt.enter();
         let client = self.server.client().expect("client");
         self.rt.block_on(async {
-            let api: kube::Api<Lease> = kube::Api::namespaced(client, "default");
-            api.get_opt(pool)
+            let api: kube::Api<Lease> = kube::Api::namespaced(client, namespace);
+            api.get_opt(name)
                 .await
                 .expect("get lease")
                 .map(|l| zen_lead::lease::record::LeaseRecord::from_lease(&l))
@@ -445,6 +458,48 @@ impl ApiServer {
     /// The client identity (User-Agent) zen-lead-exec uses for `identity`.
     pub fn agent(identity: &str) -> String {
         zen_lead::client::user_agent(identity)
+    }
+
+    /// The controller's namespace, as the install creates it (`deploy/00-namespace.yaml`).
+    pub fn controller_namespace(&self) {
+        self.kubectl_ok(&[
+            "apply",
+            "-f",
+            &repo_path("deploy/00-namespace.yaml").to_string_lossy(),
+        ]);
+    }
+
+    /// Writes the controller's own Lease (creating its namespace) as a controller replica
+    /// `ctl-0` would have, last renewed `ago` before now, with `duration` seconds.
+    pub fn write_controller_lease(&self, ago: Duration, duration: i32) {
+        use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+        self.controller_namespace();
+        let renewed =
+            jiff::Timestamp::now() - jiff::SignedDuration::try_from(ago).expect("duration");
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(CONTROLLER_LEASE.into()),
+                namespace: Some(CONTROLLER_NS.into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some("ctl-0".into()),
+                acquire_time: Some(MicroTime(renewed)),
+                renew_time: Some(MicroTime(renewed)),
+                lease_duration_seconds: Some(duration),
+                ..LeaseSpec::default()
+            }),
+        };
+        let _runtime = self.rt.enter();
+        let client = self.server.client().expect("client");
+        self.rt.block_on(async {
+            let leases: kube::Api<Lease> = kube::Api::namespaced(client, CONTROLLER_NS);
+            leases
+                .create(&kube::api::PostParams::default(), &lease)
+                .await
+                .expect("create the controller's Lease");
+        });
     }
 
     /// Partitions (or heals) one replica from the API server.

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_yaml::Value;
 
-/// A ClusterRole manifest of `config/rbac/`.
+/// A ClusterRole manifest of `config/rbac/` (or a Role, or its binding, from `deploy/`).
 #[derive(Debug, Clone)]
 pub struct Role {
     /// The parsed manifest.
@@ -25,6 +25,21 @@ impl Role {
         let manifest: Value =
             serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
         assert_eq!(manifest["kind"], "ClusterRole", "{}", path.display());
+        Self { manifest }
+    }
+
+    /// The object of `kind` in `path` (relative to the repository; it may hold several).
+    pub fn load_kind(path: &str, kind: &str) -> Self {
+        use serde::Deserialize;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let manifest = serde_yaml::Deserializer::from_str(&text)
+            .map(|doc| {
+                Value::deserialize(doc).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+            })
+            .find(|doc| doc["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {}", path.display()));
         Self { manifest }
     }
 
