@@ -31,6 +31,7 @@ use crate::metrics::{ErrorLabels, Metrics, PoolLabels, TransitionLabels, WriteLa
 use crate::pods::PodView;
 use crate::roles::{self, Role};
 use crate::status;
+use crate::synced::Synced;
 
 /// Longest wait before a pool is looked at again when nothing is due: a safety net against a
 /// lost watch event, not a resync.
@@ -153,6 +154,8 @@ pub struct Context {
     pub events: Events,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Whether the caches hold their initial lists: nothing is written before.
+    pub synced: Synced,
     memory: Mutex<HashMap<(String, String), PoolMemory>>,
 }
 
@@ -171,6 +174,7 @@ impl Context {
         leadership: Leadership,
         events: Events,
         metrics: Arc<Metrics>,
+        synced: Synced,
     ) -> Self {
         Self {
             client,
@@ -179,6 +183,7 @@ impl Context {
             leadership,
             events,
             metrics,
+            synced,
             memory: Mutex::new(HashMap::new()),
         }
     }
@@ -423,8 +428,9 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         .get_or_create(&labels)
         .set(i64::try_from(ready).unwrap_or(i64::MAX));
 
-    // A standby only keeps its memory warm.
-    if !ctx.leadership.is_leading() {
+    // A standby only keeps its memory warm. So does a leader whose caches are not complete yet:
+    // a pod missing from an unsynced cache would read as a lost holder.
+    if !ctx.leadership.is_leading() || !ctx.synced.all() {
         return Ok(requeue(&plan, now));
     }
 
@@ -1001,8 +1007,9 @@ async fn report(
     }
 }
 
-/// Warns about annotated pods whose pool has no LeaderPolicy, once per pod, when this replica
-/// leads (a pod seen while standing by is warned about once leading).
+/// Warns about annotated pods whose pool has no LeaderPolicy: once per pod, when this replica
+/// leads and its caches are synced. A pod seen while standing by is warned about once this
+/// replica leads; a pod whose policy appeared in the meantime is not.
 #[derive(Debug, Default)]
 pub struct Orphans {
     warned: HashSet<String>,
@@ -1010,30 +1017,49 @@ pub struct Orphans {
 }
 
 impl Orphans {
-    /// Takes in a pod event: `orphan` when its pool has no LeaderPolicy.
-    pub fn observe(&mut self, pod: PodView, orphan: bool) {
-        if orphan && !pod.terminating {
+    /// Takes in a pod event.
+    pub fn observe(&mut self, pod: PodView) {
+        if pod.pool.is_some() && pod.join && !pod.terminating {
             if !self.warned.contains(&pod.uid) {
                 self.pending.insert(pod.uid.clone(), pod);
             }
         } else {
+            // Left the pool, or leaving: forget it (it is warned again if it comes back).
             self.warned.remove(&pod.uid);
             self.pending.remove(&pod.uid);
         }
     }
 
-    /// Whether a warning waits for leadership.
+    /// Whether a pod waits to be judged.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
 
-    /// Publishes the pending warnings, if this replica leads.
-    pub async fn flush(&mut self, ctx: &Context) {
-        if !ctx.leadership.is_leading() {
-            return;
+    /// The pending pods to warn about now, given whether a pod's pool has a policy; the rest
+    /// stay pending while this replica cannot write. Pods with a policy are dropped.
+    pub fn take_due(
+        &mut self,
+        can_write: bool,
+        has_policy: impl Fn(&PodView) -> bool,
+    ) -> Vec<PodView> {
+        if !can_write {
+            return Vec::new();
         }
+        let mut due = Vec::new();
         for (uid, pod) in std::mem::take(&mut self.pending) {
-            self.warned.insert(uid);
+            if !has_policy(&pod) {
+                self.warned.insert(uid);
+                due.push(pod);
+            }
+        }
+        due.sort_by(|a, b| a.name.cmp(&b.name));
+        due
+    }
+
+    /// Publishes the warnings that are due.
+    pub async fn flush(&mut self, ctx: &Context, has_policy: impl Fn(&PodView) -> bool) {
+        let can_write = ctx.synced.all() && ctx.leadership.is_leading();
+        for pod in self.take_due(can_write, has_policy) {
             let pool = pod.pool.clone().unwrap_or_default();
             info!(
                 pod = pod.name,
@@ -1075,6 +1101,48 @@ mod tests {
         assert_eq!(pick(Some("9"), Some("7")).as_deref(), Some("9"));
         assert_eq!(pick(Some("5"), None).as_deref(), Some("5"));
         assert_eq!(pick(None, Some("7")), None);
+    }
+
+    fn pod(name: &str, pool: Option<&str>) -> PodView {
+        let mut pod = PodView::from_pod(&Pod::default());
+        pod.name = name.into();
+        pod.uid = format!("uid-{name}");
+        pod.pool = pool.map(Into::into);
+        pod.join = true;
+        pod
+    }
+
+    #[test]
+    fn an_orphan_is_warned_once_when_this_replica_can_write() {
+        let mut orphans = Orphans::default();
+        let none = |_: &PodView| false;
+        orphans.observe(pod("a", Some("nowhere")));
+        // Standing by (or caches not synced): nothing yet, the pod waits.
+        assert!(orphans.take_due(false, none).is_empty());
+        assert!(orphans.has_pending());
+        // Leading: one warning.
+        let names = |due: Vec<PodView>| due.into_iter().map(|p| p.name).collect::<Vec<_>>();
+        assert_eq!(names(orphans.take_due(true, none)), ["a"]);
+        // Later events of the same pod warn no more.
+        orphans.observe(pod("a", Some("nowhere")));
+        assert!(!orphans.has_pending());
+        assert!(orphans.take_due(true, none).is_empty());
+        // A pod that left and came back is warned again.
+        orphans.observe(pod("a", None));
+        orphans.observe(pod("a", Some("nowhere")));
+        assert_eq!(names(orphans.take_due(true, none)), ["a"]);
+    }
+
+    #[test]
+    fn a_pod_whose_policy_appeared_meanwhile_is_not_warned() {
+        let mut orphans = Orphans::default();
+        orphans.observe(pod("b", Some("late")));
+        let mut terminating = pod("c", Some("nowhere"));
+        terminating.terminating = true;
+        orphans.observe(terminating);
+        let due = orphans.take_due(true, |p: &PodView| p.pool.as_deref() == Some("late"));
+        assert!(due.is_empty());
+        assert!(!orphans.has_pending());
     }
 
     #[test]
