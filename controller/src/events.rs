@@ -29,6 +29,8 @@ pub mod reason {
     pub const MISSING_IDENTITY: &str = "MissingIdentity";
     /// The pool's Lease exists but is not zen-lead's.
     pub const LEASE_CONFLICT: &str = "LeaseConflict";
+    /// The policy's timings break a rule: nothing is elected.
+    pub const INVALID_TIMING: &str = "InvalidTiming";
 }
 
 /// Distinct notes kept with their own series before the map starts again.

@@ -38,6 +38,9 @@ use crate::synced::Synced;
 const IDLE_RECHECK: Duration = Duration::from_secs(300);
 /// Retry delay after a lost conditional write (someone else wrote first).
 const CONFLICT_RETRY: Duration = Duration::from_millis(200);
+/// How long a Lease found to be another tool's is believed before it is looked at again (the
+/// Lease watch only sees zen-lead's Leases, so its deletion sends no event).
+const FOREIGN_RECHECK: Duration = Duration::from_secs(30);
 
 /// A reconcile that failed; the pool is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +120,8 @@ struct PoolMemory {
     first_seen: Option<BootInstant>,
     /// The response of our last Lease write (newer than the store until the watch catches up).
     written: Option<Lease>,
+    /// A Lease with the pool's name that zen-lead does not manage, and when it was read.
+    foreign: Option<(Lease, Instant)>,
     /// Send time of our last successful write of the current record.
     last_renewal: Option<BootInstant>,
     /// The holder pod's restart counts at the holder's last renewal: (holder UID, counts).
@@ -313,7 +318,16 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         .leases
         .get(&ObjectRef::new(&pool).within(&namespace))
         .map(|l| (*l).clone());
-    let lease = ctx.with_memory(&key, |m| newest(stored, m.written.as_ref()));
+    let lease = ctx.with_memory(&key, |m| {
+        m.foreign = m
+            .foreign
+            .take()
+            .filter(|(_, read)| stored.is_none() && read.elapsed() < FOREIGN_RECHECK);
+        match &m.foreign {
+            Some((foreign, _)) => Some(foreign.clone()),
+            None => newest(stored, m.written.as_ref()),
+        }
+    });
     let mut pods = pods;
     ctx.with_memory(&key, |m| {
         m.roles.retain(|uid, _| pods.iter().any(|p| &p.uid == uid));
@@ -457,6 +471,14 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
             Err(WriteOutcome::Conflict) => {
                 ctx.with_memory(&key, |m| m.written = None);
                 return Ok(Action::requeue(CONFLICT_RETRY));
+            }
+            Err(WriteOutcome::Foreign(foreign)) => {
+                // Not zen-lead's: never taken over, reported at once (status and Event).
+                ctx.with_memory(&key, |m| {
+                    m.written = None;
+                    m.foreign = Some((*foreign, Instant::now()));
+                });
+                return Ok(Action::requeue(Duration::from_millis(1)));
             }
             Err(WriteOutcome::Failed(error)) => return Err(*error),
         }
@@ -623,9 +645,9 @@ fn requeue(plan: &Step, now: BootInstant) -> Action {
                 .max(Duration::from_millis(20))
                 .min(IDLE_RECHECK),
         ),
-        Step::Idle { recheck: None } | Step::Conflict | Step::TermExhausted(_) => {
-            Action::requeue(IDLE_RECHECK)
-        }
+        // Another tool's Lease sends no watch event when it goes away: look again.
+        Step::Conflict => Action::requeue(FOREIGN_RECHECK),
+        Step::Idle { recheck: None } | Step::TermExhausted(_) => Action::requeue(IDLE_RECHECK),
         // A write was due but not made (standby): look again soon, in case leadership comes.
         _ => Action::requeue(Duration::from_secs(1)),
     }
@@ -658,6 +680,8 @@ fn status_patch(status: &LeaderPolicyStatus) -> Value {
 
 enum WriteOutcome {
     Conflict,
+    /// The create found a Lease of the pool's name that zen-lead does not manage.
+    Foreign(Box<Lease>),
     Failed(Box<ReconcileError>),
 }
 
@@ -769,6 +793,20 @@ async fn write_lease(
                 info!(pool, namespace, operation, term = record.term, holder = ?record.holder, cause = ?cause.map(Cause::label), "lease written");
             }
             Ok(Some((lease, sent, cause)))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 && operation == "create" => {
+            // The Lease watch sees only zen-lead's Leases: is this one another tool's?
+            match api.get_opt(pool).await {
+                Ok(Some(found)) if !LeaseRecord::from_lease(&found).managed => {
+                    debug!(
+                        pool,
+                        namespace,
+                        "a Lease with the pool's name exists without app.kubernetes.io/managed-by=zen-lead; it is never taken over"
+                    );
+                    Err(WriteOutcome::Foreign(Box::new(found)))
+                }
+                _ => Err(WriteOutcome::Conflict),
+            }
         }
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
             debug!(
@@ -978,18 +1016,44 @@ async fn report(
             }
         }
     }
-    if let Some((reason, message)) = reported
-        && (reason == status::reason::NO_CANDIDATES
-            || reason == status::reason::NO_READY_CANDIDATES)
-    {
-        ctx.events
-            .publish(
-                std::slice::from_ref(&policy_subject),
-                true,
-                event::NO_CANDIDATES,
-                message,
-            )
-            .await;
+    if let Some((reason, message)) = reported {
+        let published = match reason.as_str() {
+            status::reason::NO_CANDIDATES | status::reason::NO_READY_CANDIDATES => {
+                Some(event::NO_CANDIDATES)
+            }
+            // Failures a person must fix: the log, the condition, this Event and a metric label.
+            status::reason::LEASE_CONFLICT => Some(event::LEASE_CONFLICT),
+            status::reason::INVALID_TIMING => Some(event::INVALID_TIMING),
+            _ => None,
+        };
+        if let Some(published) = published {
+            if published != event::NO_CANDIDATES {
+                warn!(
+                    pool,
+                    namespace,
+                    reason = published,
+                    message,
+                    "the pool elects nothing"
+                );
+                ctx.metrics
+                    .reconcile_errors
+                    .get_or_create(&ErrorLabels {
+                        error: match published {
+                            event::LEASE_CONFLICT => "lease_conflict".into(),
+                            _ => "invalid_timing".into(),
+                        },
+                    })
+                    .inc();
+            }
+            ctx.events
+                .publish(
+                    std::slice::from_ref(&policy_subject),
+                    true,
+                    published,
+                    message,
+                )
+                .await;
+        }
     }
     for name in newly_missing {
         if let Some(subject) = pod_subject(&name) {

@@ -34,14 +34,14 @@ fn role_of(server: &TestServer, pod: &str) -> String {
 }
 
 /// The pods labelled leader, by the label selector a Service would use.
-fn leader_pods(server: &TestServer) -> Vec<String> {
+fn leader_pods(server: &TestServer, pool: &str) -> Vec<String> {
     ok(
         server,
         &[
             "get",
             "pods",
             "-l",
-            "zen-lead/pool=my-pool,zen-lead/role=leader",
+            &format!("zen-lead/pool={pool},zen-lead/role=leader"),
             "-o",
             "name",
         ],
@@ -132,7 +132,7 @@ async fn the_seed_commands_answer_what_the_guide_says() {
     );
 
     // Symptom "multiple leaders": the leader label selects exactly one pod.
-    assert_eq!(leader_pods(&server), [format!("pod/{leader}")]);
+    assert_eq!(leader_pods(&server, "my-pool"), [format!("pod/{leader}")]);
 
     // Symptom "leader not processing": the leader's Events say it leads; when it stops being
     // Ready (its readiness probe fails), it is written follower at once, and a successor is
@@ -176,7 +176,10 @@ async fn the_seed_commands_answer_what_the_guide_says() {
         events.contains(&format!("moved to {successor} on expiry")),
         "{events}"
     );
-    assert_eq!(leader_pods(&server), [format!("pod/{successor}")]);
+    assert_eq!(
+        leader_pods(&server, "my-pool"),
+        [format!("pod/{successor}")]
+    );
 
     // Symptom "no leader elected": no candidate is Ready.
     for name in ["my-app-0", "my-app-1", "my-app-2"] {
@@ -213,7 +216,10 @@ async fn the_seed_commands_answer_what_the_guide_says() {
             && l.contains("none Ready")),
         "{events}"
     );
-    assert!(leader_pods(&server).is_empty(), "nobody is labelled leader");
+    assert!(
+        leader_pods(&server, "my-pool").is_empty(),
+        "nobody is labelled leader"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,4 +408,44 @@ async fn an_orphan_seen_while_standing_by_is_warned_once_after_leading() {
     println!("$ kubectl events --for pod/lonely-0\n{out}");
     assert!(out.contains("no LeaderPolicy nowhere"), "{out}");
     assert!(record(&server, "nowhere").await.is_none(), "no election");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_zen_lead_does_not_manage_is_reported_never_taken() {
+    let server = server().await;
+    let _controller = controller(&server, "ctl-conflict");
+    // Another tool's election Lease with the pool's name.
+    let foreign: k8s_openapi::api::coordination::v1::Lease = serde_json::from_value(json!({
+        "metadata": {"name": "taken", "namespace": NS},
+        "spec": {"holderIdentity": "other-tool", "leaseDurationSeconds": 15},
+    }))
+    .expect("lease");
+    leases(&server)
+        .create(&Default::default(), &foreign)
+        .await
+        .expect("create the foreign lease");
+    policy(&server, "taken", 4, 2, 1, json!({})).await;
+    run_pod(&server, "taken", "taken-0");
+    eventually(EVENTUALLY, "a LeaseConflict event", || async {
+        (events_of(&server, "taken", "LeaseConflict").await.0 == 1).then_some(())
+    })
+    .await;
+    let reason = ok(
+        &server,
+        &[
+            "get",
+            "leaderpolicy",
+            "taken",
+            "-o",
+            r#"jsonpath={.status.phase} {.status.conditions[?(@.type=="LeaderElected")].reason}"#,
+        ],
+    );
+    assert_eq!(reason, "Electing LeaseConflict");
+    let lease = leases(&server).get("taken").await.expect("lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("other-tool"),
+        "never taken over"
+    );
+    assert!(leader_pods(&server, "taken").is_empty());
 }
