@@ -2,6 +2,9 @@
 //! concerned: `LeaderElected`, `LeaderLost`, `Failover`, `NoCandidates`, and warnings a user acts
 //! on (docs/TROUBLESHOOTING.md).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -26,12 +29,24 @@ pub mod reason {
     pub const MISSING_IDENTITY: &str = "MissingIdentity";
     /// The pool's Lease exists but is not zen-lead's.
     pub const LEASE_CONFLICT: &str = "LeaseConflict";
+    /// The policy's timings break a rule: nothing is elected.
+    pub const INVALID_TIMING: &str = "InvalidTiming";
 }
 
+/// Distinct notes kept with their own series before the map starts again.
+const MAX_SERIES: usize = 512;
+
 /// Publishes Events as the controller.
+///
+/// kube-runtime's `Recorder` folds Events that differ only in their note into one series that
+/// keeps the first note (`LeaderElected` of another pod would show the old leader's name), so
+/// each distinct note gets a recorder of its own: a repeat of the same Event still counts up,
+/// a new message is shown as new.
 #[derive(Clone)]
 pub struct Events {
-    recorder: Recorder,
+    client: kube::Client,
+    reporter: Reporter,
+    recorders: Arc<Mutex<HashMap<String, Recorder>>>,
 }
 
 impl std::fmt::Debug for Events {
@@ -71,13 +86,30 @@ impl Events {
             instance: Some(identity.to_owned()),
         };
         Self {
-            recorder: Recorder::new(client, reporter),
+            client,
+            reporter,
+            recorders: Arc::default(),
         }
+    }
+
+    fn recorder(&self, reason: &str, note: &str) -> Recorder {
+        let mut recorders = self
+            .recorders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recorders.len() >= MAX_SERIES {
+            recorders.clear();
+        }
+        recorders
+            .entry(format!("{reason}\n{note}"))
+            .or_insert_with(|| Recorder::new(self.client.clone(), self.reporter.clone()))
+            .clone()
     }
 
     /// Publishes one Event on each subject. A failure is logged and otherwise ignored: an Event
     /// is a report, and the status condition says the same.
     pub async fn publish(&self, subjects: &[Subject], warning: bool, reason: &str, note: String) {
+        let recorder = self.recorder(reason, &note);
         let event = Event {
             type_: if warning {
                 EventType::Warning
@@ -90,7 +122,7 @@ impl Events {
             secondary: None,
         };
         for Subject(reference) in subjects {
-            if let Err(error) = self.recorder.publish(&event, reference).await {
+            if let Err(error) = recorder.publish(&event, reference).await {
                 debug!(%error, reason, object = ?reference.name, "publishing an Event failed");
             }
         }

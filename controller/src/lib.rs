@@ -19,5 +19,6 @@ pub mod reconcile;
 pub mod roles;
 pub mod run;
 pub mod status;
+pub mod synced;
 
 pub use run::run;

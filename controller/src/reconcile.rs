@@ -31,12 +31,16 @@ use crate::metrics::{ErrorLabels, Metrics, PoolLabels, TransitionLabels, WriteLa
 use crate::pods::PodView;
 use crate::roles::{self, Role};
 use crate::status;
+use crate::synced::Synced;
 
 /// Longest wait before a pool is looked at again when nothing is due: a safety net against a
 /// lost watch event, not a resync.
 const IDLE_RECHECK: Duration = Duration::from_secs(300);
 /// Retry delay after a lost conditional write (someone else wrote first).
 const CONFLICT_RETRY: Duration = Duration::from_millis(200);
+/// How long a Lease found to be another tool's is believed before it is looked at again (the
+/// Lease watch only sees zen-lead's Leases, so its deletion sends no event).
+const FOREIGN_RECHECK: Duration = Duration::from_secs(30);
 
 /// A reconcile that failed; the pool is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +120,8 @@ struct PoolMemory {
     first_seen: Option<BootInstant>,
     /// The response of our last Lease write (newer than the store until the watch catches up).
     written: Option<Lease>,
+    /// A Lease with the pool's name that zen-lead does not manage, and when it was read.
+    foreign: Option<(Lease, Instant)>,
     /// Send time of our last successful write of the current record.
     last_renewal: Option<BootInstant>,
     /// The holder pod's restart counts at the holder's last renewal: (holder UID, counts).
@@ -153,6 +159,8 @@ pub struct Context {
     pub events: Events,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Whether the caches hold their initial lists: nothing is written before.
+    pub synced: Synced,
     memory: Mutex<HashMap<(String, String), PoolMemory>>,
 }
 
@@ -171,6 +179,7 @@ impl Context {
         leadership: Leadership,
         events: Events,
         metrics: Arc<Metrics>,
+        synced: Synced,
     ) -> Self {
         Self {
             client,
@@ -179,6 +188,7 @@ impl Context {
             leadership,
             events,
             metrics,
+            synced,
             memory: Mutex::new(HashMap::new()),
         }
     }
@@ -308,7 +318,16 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         .leases
         .get(&ObjectRef::new(&pool).within(&namespace))
         .map(|l| (*l).clone());
-    let lease = ctx.with_memory(&key, |m| newest(stored, m.written.as_ref()));
+    let lease = ctx.with_memory(&key, |m| {
+        m.foreign = m
+            .foreign
+            .take()
+            .filter(|(_, read)| stored.is_none() && read.elapsed() < FOREIGN_RECHECK);
+        match &m.foreign {
+            Some((foreign, _)) => Some(foreign.clone()),
+            None => newest(stored, m.written.as_ref()),
+        }
+    });
     let mut pods = pods;
     ctx.with_memory(&key, |m| {
         m.roles.retain(|uid, _| pods.iter().any(|p| &p.uid == uid));
@@ -423,8 +442,9 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         .get_or_create(&labels)
         .set(i64::try_from(ready).unwrap_or(i64::MAX));
 
-    // A standby only keeps its memory warm.
-    if !ctx.leadership.is_leading() {
+    // A standby only keeps its memory warm. So does a leader whose caches are not complete yet:
+    // a pod missing from an unsynced cache would read as a lost holder.
+    if !ctx.leadership.is_leading() || !ctx.synced.all() {
         return Ok(requeue(&plan, now));
     }
 
@@ -451,6 +471,14 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
             Err(WriteOutcome::Conflict) => {
                 ctx.with_memory(&key, |m| m.written = None);
                 return Ok(Action::requeue(CONFLICT_RETRY));
+            }
+            Err(WriteOutcome::Foreign(foreign)) => {
+                // Not zen-lead's: never taken over, reported at once (status and Event).
+                ctx.with_memory(&key, |m| {
+                    m.written = None;
+                    m.foreign = Some((*foreign, Instant::now()));
+                });
+                return Ok(Action::requeue(Duration::from_millis(1)));
             }
             Err(WriteOutcome::Failed(error)) => return Err(*error),
         }
@@ -617,9 +645,9 @@ fn requeue(plan: &Step, now: BootInstant) -> Action {
                 .max(Duration::from_millis(20))
                 .min(IDLE_RECHECK),
         ),
-        Step::Idle { recheck: None } | Step::Conflict | Step::TermExhausted(_) => {
-            Action::requeue(IDLE_RECHECK)
-        }
+        // Another tool's Lease sends no watch event when it goes away: look again.
+        Step::Conflict => Action::requeue(FOREIGN_RECHECK),
+        Step::Idle { recheck: None } | Step::TermExhausted(_) => Action::requeue(IDLE_RECHECK),
         // A write was due but not made (standby): look again soon, in case leadership comes.
         _ => Action::requeue(Duration::from_secs(1)),
     }
@@ -652,6 +680,8 @@ fn status_patch(status: &LeaderPolicyStatus) -> Value {
 
 enum WriteOutcome {
     Conflict,
+    /// The create found a Lease of the pool's name that zen-lead does not manage.
+    Foreign(Box<Lease>),
     Failed(Box<ReconcileError>),
 }
 
@@ -763,6 +793,20 @@ async fn write_lease(
                 info!(pool, namespace, operation, term = record.term, holder = ?record.holder, cause = ?cause.map(Cause::label), "lease written");
             }
             Ok(Some((lease, sent, cause)))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 && operation == "create" => {
+            // The Lease watch sees only zen-lead's Leases: is this one another tool's?
+            match api.get_opt(pool).await {
+                Ok(Some(found)) if !LeaseRecord::from_lease(&found).managed => {
+                    debug!(
+                        pool,
+                        namespace,
+                        "a Lease with the pool's name exists without app.kubernetes.io/managed-by=zen-lead; it is never taken over"
+                    );
+                    Err(WriteOutcome::Foreign(Box::new(found)))
+                }
+                _ => Err(WriteOutcome::Conflict),
+            }
         }
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
             debug!(
@@ -972,18 +1016,44 @@ async fn report(
             }
         }
     }
-    if let Some((reason, message)) = reported
-        && (reason == status::reason::NO_CANDIDATES
-            || reason == status::reason::NO_READY_CANDIDATES)
-    {
-        ctx.events
-            .publish(
-                std::slice::from_ref(&policy_subject),
-                true,
-                event::NO_CANDIDATES,
-                message,
-            )
-            .await;
+    if let Some((reason, message)) = reported {
+        let published = match reason.as_str() {
+            status::reason::NO_CANDIDATES | status::reason::NO_READY_CANDIDATES => {
+                Some(event::NO_CANDIDATES)
+            }
+            // Failures a person must fix: the log, the condition, this Event and a metric label.
+            status::reason::LEASE_CONFLICT => Some(event::LEASE_CONFLICT),
+            status::reason::INVALID_TIMING => Some(event::INVALID_TIMING),
+            _ => None,
+        };
+        if let Some(published) = published {
+            if published != event::NO_CANDIDATES {
+                warn!(
+                    pool,
+                    namespace,
+                    reason = published,
+                    message,
+                    "the pool elects nothing"
+                );
+                ctx.metrics
+                    .reconcile_errors
+                    .get_or_create(&ErrorLabels {
+                        error: match published {
+                            event::LEASE_CONFLICT => "lease_conflict".into(),
+                            _ => "invalid_timing".into(),
+                        },
+                    })
+                    .inc();
+            }
+            ctx.events
+                .publish(
+                    std::slice::from_ref(&policy_subject),
+                    true,
+                    published,
+                    message,
+                )
+                .await;
+        }
     }
     for name in newly_missing {
         if let Some(subject) = pod_subject(&name) {
@@ -1001,8 +1071,9 @@ async fn report(
     }
 }
 
-/// Warns about annotated pods whose pool has no LeaderPolicy, once per pod, when this replica
-/// leads (a pod seen while standing by is warned about once leading).
+/// Warns about annotated pods whose pool has no LeaderPolicy: once per pod, when this replica
+/// leads and its caches are synced. A pod seen while standing by is warned about once this
+/// replica leads; a pod whose policy appeared in the meantime is not.
 #[derive(Debug, Default)]
 pub struct Orphans {
     warned: HashSet<String>,
@@ -1010,30 +1081,49 @@ pub struct Orphans {
 }
 
 impl Orphans {
-    /// Takes in a pod event: `orphan` when its pool has no LeaderPolicy.
-    pub fn observe(&mut self, pod: PodView, orphan: bool) {
-        if orphan && !pod.terminating {
+    /// Takes in a pod event.
+    pub fn observe(&mut self, pod: PodView) {
+        if pod.pool.is_some() && pod.join && !pod.terminating {
             if !self.warned.contains(&pod.uid) {
                 self.pending.insert(pod.uid.clone(), pod);
             }
         } else {
+            // Left the pool, or leaving: forget it (it is warned again if it comes back).
             self.warned.remove(&pod.uid);
             self.pending.remove(&pod.uid);
         }
     }
 
-    /// Whether a warning waits for leadership.
+    /// Whether a pod waits to be judged.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
 
-    /// Publishes the pending warnings, if this replica leads.
-    pub async fn flush(&mut self, ctx: &Context) {
-        if !ctx.leadership.is_leading() {
-            return;
+    /// The pending pods to warn about now, given whether a pod's pool has a policy; the rest
+    /// stay pending while this replica cannot write. Pods with a policy are dropped.
+    pub fn take_due(
+        &mut self,
+        can_write: bool,
+        has_policy: impl Fn(&PodView) -> bool,
+    ) -> Vec<PodView> {
+        if !can_write {
+            return Vec::new();
         }
+        let mut due = Vec::new();
         for (uid, pod) in std::mem::take(&mut self.pending) {
-            self.warned.insert(uid);
+            if !has_policy(&pod) {
+                self.warned.insert(uid);
+                due.push(pod);
+            }
+        }
+        due.sort_by(|a, b| a.name.cmp(&b.name));
+        due
+    }
+
+    /// Publishes the warnings that are due.
+    pub async fn flush(&mut self, ctx: &Context, has_policy: impl Fn(&PodView) -> bool) {
+        let can_write = ctx.synced.all() && ctx.leadership.is_leading();
+        for pod in self.take_due(can_write, has_policy) {
             let pool = pod.pool.clone().unwrap_or_default();
             info!(
                 pod = pod.name,
@@ -1075,6 +1165,48 @@ mod tests {
         assert_eq!(pick(Some("9"), Some("7")).as_deref(), Some("9"));
         assert_eq!(pick(Some("5"), None).as_deref(), Some("5"));
         assert_eq!(pick(None, Some("7")), None);
+    }
+
+    fn pod(name: &str, pool: Option<&str>) -> PodView {
+        let mut pod = PodView::from_pod(&Pod::default());
+        pod.name = name.into();
+        pod.uid = format!("uid-{name}");
+        pod.pool = pool.map(Into::into);
+        pod.join = true;
+        pod
+    }
+
+    #[test]
+    fn an_orphan_is_warned_once_when_this_replica_can_write() {
+        let mut orphans = Orphans::default();
+        let none = |_: &PodView| false;
+        orphans.observe(pod("a", Some("nowhere")));
+        // Standing by (or caches not synced): nothing yet, the pod waits.
+        assert!(orphans.take_due(false, none).is_empty());
+        assert!(orphans.has_pending());
+        // Leading: one warning.
+        let names = |due: Vec<PodView>| due.into_iter().map(|p| p.name).collect::<Vec<_>>();
+        assert_eq!(names(orphans.take_due(true, none)), ["a"]);
+        // Later events of the same pod warn no more.
+        orphans.observe(pod("a", Some("nowhere")));
+        assert!(!orphans.has_pending());
+        assert!(orphans.take_due(true, none).is_empty());
+        // A pod that left and came back is warned again.
+        orphans.observe(pod("a", None));
+        orphans.observe(pod("a", Some("nowhere")));
+        assert_eq!(names(orphans.take_due(true, none)), ["a"]);
+    }
+
+    #[test]
+    fn a_pod_whose_policy_appeared_meanwhile_is_not_warned() {
+        let mut orphans = Orphans::default();
+        orphans.observe(pod("b", Some("late")));
+        let mut terminating = pod("c", Some("nowhere"));
+        terminating.terminating = true;
+        orphans.observe(terminating);
+        let due = orphans.take_due(true, |p: &PodView| p.pool.as_deref() == Some("late"));
+        assert!(due.is_empty());
+        assert!(!orphans.has_pending());
     }
 
     #[test]

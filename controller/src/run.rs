@@ -25,6 +25,7 @@ use crate::leadership::{self, Leadership};
 use crate::metrics::{self, Health, Metrics};
 use crate::pods::{self, PodView};
 use crate::reconcile::{self, Context, Orphans};
+use crate::synced::{self, on_init_done};
 
 /// The controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +103,7 @@ pub async fn run_with_client(
             timing: config.timing,
             min_hold: None,
         },
-        started_tx,
+        started_tx.clone(),
         stop_rx,
     );
     {
@@ -118,12 +119,15 @@ pub async fn run_with_client(
         });
     }
 
+    let (marks, synced) = synced::channel();
     // Pods, stripped to the projection before the store keeps them.
     let (pod_reader, pod_writer) = reflector::store::<Pod>();
     let pod_stream = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .try_filter_map(|event| ready(Ok(pods::project(event))));
-    let pod_stream = reflector::reflector(pod_writer, pod_stream).touched_objects();
+    let pod_stream = reflector::reflector(pod_writer, pod_stream)
+        .inspect_ok(on_init_done(marks.pods))
+        .touched_objects();
 
     let (lease_reader, lease_writer) = reflector::store::<Lease>();
     let lease_stream = watcher(
@@ -131,13 +135,20 @@ pub async fn run_with_client(
         watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}")),
     )
     .default_backoff();
-    let lease_stream = reflector::reflector(lease_writer, lease_stream).touched_objects();
+    let lease_stream = reflector::reflector(lease_writer, lease_stream)
+        .inspect_ok(on_init_done(marks.leases))
+        .touched_objects();
 
-    let controller = Controller::new(
+    let (policies, policy_writer) = reflector::store::<LeaderPolicy>();
+    let policy_stream = watcher(
         Api::<LeaderPolicy>::all(client.clone()),
         watcher::Config::default(),
-    );
-    let policies = controller.store();
+    )
+    .default_backoff();
+    let policy_stream = reflector::reflector(policy_writer, policy_stream)
+        .inspect_ok(on_init_done(marks.policies))
+        .applied_objects();
+    let controller = Controller::for_stream(policy_stream, policies.clone());
 
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -146,28 +157,34 @@ pub async fn run_with_client(
         leadership.clone(),
         Events::new(client.clone(), &config.identity),
         metrics.clone(),
+        synced.clone(),
     ));
 
-    // Annotated pods of a pool without a LeaderPolicy get a Warning (once the policies are
-    // known), from the same pod events that trigger reconciles.
+    // Annotated pods of a pool without a LeaderPolicy get a Warning, from the same pod events
+    // that trigger reconciles. A warning waits until the caches are synced and this replica
+    // leads; it is checked against the policies again when it is sent.
     let (orphan_tx, mut orphan_rx) = mpsc::unbounded_channel::<PodView>();
     {
         let ctx = ctx.clone();
         let policies = policies.clone();
         tokio::spawn(async move {
             let mut orphans = Orphans::default();
-            if policies.wait_until_ready().await.is_err() {
-                return;
-            }
+            let has_policy = |pod: &PodView| {
+                pod.pool.as_ref().is_some_and(|pool| {
+                    policies
+                        .get(&ObjectRef::new(pool).within(&pod.namespace))
+                        .is_some()
+                })
+            };
             loop {
-                // Pending warnings wait for leadership; check again each second until sent.
+                // Pending warnings wait; look again each second until they are sent.
                 let pod = if orphans.has_pending() {
                     match tokio::time::timeout(std::time::Duration::from_secs(1), orphan_rx.recv())
                         .await
                     {
                         Ok(pod) => pod,
                         Err(_) => {
-                            orphans.flush(&ctx).await;
+                            orphans.flush(&ctx, has_policy).await;
                             continue;
                         }
                     }
@@ -175,27 +192,22 @@ pub async fn run_with_client(
                     orphan_rx.recv().await
                 };
                 let Some(pod) = pod else { return };
-                let pool = pod.pool.clone().unwrap_or_default();
-                let known = policies
-                    .get(&ObjectRef::new(&pool).within(&pod.namespace))
-                    .is_some();
-                tracing::debug!(pod = pod.name, pool, known, "pod seen by the orphan check");
-                orphans.observe(pod, !known);
-                orphans.flush(&ctx).await;
+                orphans.observe(pod);
+                orphans.flush(&ctx, has_policy).await;
             }
         });
     }
 
     {
         let health = health.clone();
-        let (pods, leases, policies) = (pod_reader.clone(), lease_reader.clone(), policies.clone());
+        let mut synced = synced.clone();
+        let started_tx = started_tx.clone();
         tokio::spawn(async move {
-            let synced = pods.wait_until_ready().await.is_ok()
-                && leases.wait_until_ready().await.is_ok()
-                && policies.wait_until_ready().await.is_ok();
-            if synced {
+            if synced.wait_all().await {
                 info!("caches synced: ready");
                 health.set_ready();
+                // Pools seen before the caches were complete were not written: look again.
+                let _ = started_tx.send(());
             }
         });
     }
@@ -215,10 +227,12 @@ pub async fn run_with_client(
     controller
         .watches_stream(pod_stream, move |pod: Pod| {
             let view = PodView::from_pod(&pod);
-            let pool = view.pool.clone()?;
-            let target = ObjectRef::new(&pool).within(&view.namespace);
+            let target = view
+                .pool
+                .as_ref()
+                .map(|pool| ObjectRef::new(pool).within(&view.namespace));
             let _ = orphan_tx.send(view);
-            Some(target)
+            target
         })
         .watches_stream(lease_stream, |lease: Lease| {
             let name = lease.metadata.name?;
