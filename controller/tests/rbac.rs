@@ -40,8 +40,8 @@ fn manifest(path: &str) -> Value {
 }
 
 fn manifest_at(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
@@ -70,14 +70,23 @@ fn describe(rule: &Value) -> (String, Vec<String>) {
     let words = |key: &str| -> Vec<String> {
         rule[key]
             .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (resources, verbs) = (words("resources"), words("verbs"));
     let name = format!("{} [{}]", resources.join(","), verbs.join(","));
     let denials = resources
         .iter()
-        .flat_map(|r| verbs.iter().map(move |v| format!("cannot {v} resource {r:?}")))
+        .flat_map(|r| {
+            verbs
+                .iter()
+                .map(move |v| format!("cannot {v} resource {r:?}"))
+        })
         .collect();
     (name, denials)
 }
@@ -140,7 +149,10 @@ async fn start_row(row: &str, role: &Value) -> (TestServer, Controller) {
     }
 
     let dir = std::env::temp_dir();
-    let kubeconfig = dir.join(format!("zen-lead-rbac-{}-{row}.kubeconfig", std::process::id()));
+    let kubeconfig = dir.join(format!(
+        "zen-lead-rbac-{}-{row}.kubeconfig",
+        std::process::id()
+    ));
     let text = zen_lead_testkit::kubeconfig::render(server.url(), None, Some(SA_TOKEN));
     zen_lead_testkit::kubeconfig::write(&kubeconfig, &text).expect("write the kubeconfig");
     let log = dir.join(format!("zen-lead-rbac-{}-{row}.log", std::process::id()));
@@ -148,7 +160,10 @@ async fn start_row(row: &str, role: &Value) -> (TestServer, Controller) {
         .env_clear()
         .env("KUBECONFIG", &kubeconfig)
         // Event failures are logged at debug.
-        .env("RUST_LOG", "info,kube=warn,zen_lead_controller::events=debug")
+        .env(
+            "RUST_LOG",
+            "info,kube=warn,zen_lead_controller::events=debug",
+        )
         .args(["--identity", "ctl-rbac", "--namespace", "zen-lead-system"])
         .args(["--metrics-addr", "127.0.0.1:0"])
         .args(["--lease-duration", "4s", "--renew-deadline", "2s"])
@@ -294,18 +309,14 @@ async fn without_rule(
         rules.remove(i);
     }
     let (server, controller) = start_row(&format!("without-{i}"), &reduced).await;
-    let denied = eventually(
-        EVENTUALLY,
-        &format!("a logged denial of {name}"),
-        || {
-            let log = controller.log();
-            let found = log
-                .lines()
-                .find(|line| line.contains(SA_USER) && denials.iter().any(|d| line.contains(d)))
-                .and_then(|line| denials.iter().find(|d| line.contains(*d)).cloned());
-            std::future::ready(found)
-        },
-    )
+    let denied = eventually(EVENTUALLY, &format!("a logged denial of {name}"), || {
+        let log = controller.log();
+        let found = log
+            .lines()
+            .find(|line| line.contains(SA_USER) && denials.iter().any(|d| line.contains(d)))
+            .and_then(|line| denials.iter().find(|d| line.contains(*d)).cloned());
+        std::future::ready(found)
+    })
     .await;
     let mut whole = whole;
     let needed = whole
