@@ -184,6 +184,11 @@ fn holder_key(h: &CurrentHolder) -> (&str, Option<&str>, Option<&Time>) {
     (h.name.as_str(), h.uid.as_deref(), h.since.as_ref())
 }
 
+/// `ts` without its fraction of a second, as a `metav1.Time` stores it.
+fn whole_seconds(ts: jiff::Timestamp) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(ts.as_second()).unwrap_or(ts)
+}
+
 /// Computes the status.
 pub fn compute(input: &Input<'_>) -> LeaderPolicyStatus {
     let previous = input.previous;
@@ -192,7 +197,8 @@ pub fn compute(input: &Input<'_>) -> LeaderPolicyStatus {
             name: input.holder_pod.unwrap_or(identity).to_owned(),
             uid: record.holder_uid.clone(),
             identity: Some(identity.clone()),
-            since: record.acquire_time.map(Time),
+            // metav1.Time keeps whole seconds: the status read back must compare equal.
+            since: record.acquire_time.map(whole_seconds).map(Time),
             renewer: Some(record.renewer),
         }),
         _ => None,
@@ -480,6 +486,26 @@ mod tests {
             ..input(&spec, Some(&rec))
         });
         assert_eq!(again, first);
+    }
+
+    #[test]
+    fn a_status_read_back_is_unchanged_when_the_lease_has_fractional_times() {
+        // The Lease's acquireTime is a MicroTime; the status's `since` is a metav1.Time
+        // (whole seconds). Each renewal reconciles: the status read back must compare equal,
+        // or every renewal patches it.
+        let spec = LeaderPolicySpec::default();
+        let mut rec = record(4);
+        rec.acquire_time = Some(jiff::Timestamp::from_microsecond(1_800_000_000_123_456).unwrap());
+        let written = compute(&input(&spec, Some(&rec)));
+        let stored: LeaderPolicyStatus =
+            serde_json::from_value(serde_json::to_value(&written).unwrap()).unwrap();
+        rec.renew_time = Some(ts(2));
+        let again = compute(&Input {
+            previous: Some(&stored),
+            now: ts(2),
+            ..input(&spec, Some(&rec))
+        });
+        assert_eq!(again, stored);
     }
 
     #[test]
