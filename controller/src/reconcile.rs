@@ -118,10 +118,11 @@ struct PoolMemory {
     written: Option<Lease>,
     /// Send time of our last successful write of the current record.
     last_renewal: Option<BootInstant>,
-    /// The holder pod's restart counts at the holder's last renewal: (holder UID, counts).
-    baseline: Option<(String, BTreeMap<String, i32>)>,
-    /// The holder UID seen terminating with a grace period.
-    graceful: Option<String>,
+    /// The holder pod's containers at the holder's last renewal: (holder UID, progress).
+    baseline: Option<(String, BTreeMap<String, u64>)>,
+    /// The holder UID whose containers the kubelet reported stopped since the holder's last
+    /// renewal (docs/PROTOCOL.md §8): only then is the pod object's disappearance evidence.
+    stopped: Option<String>,
     /// The live holder last reported: (pod name, UID, term).
     leader: Option<(String, String, u64)>,
     /// When the pool lost its live holder (for the failover histogram) and why.
@@ -329,10 +330,10 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
     };
 
     // What changed since the last look: the record (the expiry timer restarts, the holder's
-    // restart counts are the new baseline) and the holder's graceful termination.
+    // containers are the new baseline, and nothing is known stopped since this renewal).
     let holder_pod = view.holder_pod(strategy).cloned();
     let observed_key = view.record.as_ref().map(LeaseRecord::key);
-    let (first_seen, last_renewal, baseline, graceful, last_lease_duration) =
+    let (first_seen, last_renewal, baseline, stopped_seen, last_lease_duration) =
         ctx.with_memory(&key, |m| {
             if m.key.as_ref() != Some(&observed_key) {
                 if observed_key.is_none()
@@ -343,15 +344,8 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
                 m.key = Some(observed_key.clone());
                 m.first_seen = Some(now);
                 m.last_renewal = None;
-                m.baseline = holder_pod
-                    .as_ref()
-                    .map(|p| (p.uid.clone(), p.restart_counts()));
-            }
-            if let Some(pod) = &holder_pod
-                && pod.terminating
-                && pod.deletion_grace_seconds.unwrap_or(0) > 0
-            {
-                m.graceful = Some(pod.uid.clone());
+                m.baseline = holder_pod.as_ref().map(|p| (p.uid.clone(), p.progress()));
+                m.stopped = None;
             }
             let holder_uid = view.record.as_ref().and_then(|r| r.holder_uid.clone());
             let baseline = m
@@ -359,12 +353,12 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
                 .as_ref()
                 .filter(|(uid, _)| Some(uid) == holder_uid.as_ref())
                 .map(|(_, counts)| counts.clone());
-            let graceful = holder_uid.is_some() && m.graceful == holder_uid;
+            let stopped_seen = holder_uid.is_some() && m.stopped == holder_uid;
             (
                 m.first_seen.unwrap_or(now),
                 m.last_renewal,
                 baseline,
-                graceful,
+                stopped_seen,
                 m.last_lease_duration,
             )
         });
@@ -374,10 +368,16 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
             holder_pod: holder_pod.as_ref(),
             namesake: view.namesake(strategy),
             holder_uid: r.holder_uid.as_deref(),
-            graceful_termination_seen: graceful,
+            stopped_seen,
             baseline: baseline.as_ref(),
         })
     });
+    if let (Some(evidence), Some(pod)) = (found_evidence, holder_pod.as_ref())
+        && evidence.seen_on_pod()
+    {
+        // The kubelet's report, remembered for when the pod object is gone.
+        ctx.with_memory(&key, |m| m.stopped = Some(pod.uid.clone()));
+    }
     let holder = election::holder_state(view.record.as_ref(), holder_pod.as_ref(), found_evidence);
     let exclude = match holder {
         HolderState::Dead(_) => holder_pod.as_ref().map(|p| p.uid.as_str()),
@@ -465,7 +465,8 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
             m.key = Some(Some(record.key()));
             m.first_seen = Some(sent);
             m.last_renewal = Some(sent);
-            m.baseline = new_holder_pod.map(|p| (p.uid.clone(), p.restart_counts()));
+            m.baseline = new_holder_pod.map(|p| (p.uid.clone(), p.progress()));
+            m.stopped = None;
             m.written = Some(lease.clone());
         });
         view.record = Some(record);
