@@ -120,6 +120,8 @@ struct PoolMemory {
     last_renewal: Option<BootInstant>,
     /// The holder pod's containers at the holder's last renewal: (holder UID, progress).
     baseline: Option<(String, BTreeMap<String, u64>)>,
+    /// Who the last record seen names, under which term ([`named`]).
+    named: Option<Named>,
     /// The holder UID whose containers the kubelet reported stopped since the holder's last
     /// renewal (docs/PROTOCOL.md §8): only then is the pod object's disappearance evidence.
     stopped: Option<String>,
@@ -243,6 +245,36 @@ impl View {
     }
 }
 
+/// Who a record names, under which term: holder, pod UID, session, term.
+type Named = (Option<String>, Option<String>, Option<String>, u64);
+
+fn named(record: Option<&LeaseRecord>) -> Option<Named> {
+    record.filter(|r| r.is_held()).map(|r| {
+        (
+            r.holder.clone(),
+            r.holder_uid.clone(),
+            r.session.clone(),
+            r.term,
+        )
+    })
+}
+
+/// The evidence baseline (docs/PROTOCOL.md §8) at a newly seen record: the holder pod's
+/// containers, taken only at a renewal (the record before named the same holder, session and
+/// term), never at an acquisition. A holder that acquires from inside a container that has just
+/// restarted would otherwise get a baseline from a pod view that predates the restart, and the
+/// restart, reported a moment later, would pass for evidence against it.
+fn baseline_at(
+    before: Option<&Named>,
+    now: Option<&Named>,
+    pod: Option<&PodView>,
+) -> Option<(String, BTreeMap<String, u64>)> {
+    if now.is_none() || before != now {
+        return None;
+    }
+    pod.map(|p| (p.uid.clone(), p.progress()))
+}
+
 fn holder_for(to: &Successor) -> Holder {
     Holder {
         identity: to.identity.clone(),
@@ -344,7 +376,9 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
                 m.key = Some(observed_key.clone());
                 m.first_seen = Some(now);
                 m.last_renewal = None;
-                m.baseline = holder_pod.as_ref().map(|p| (p.uid.clone(), p.progress()));
+                let now_named = named(view.record.as_ref());
+                m.baseline = baseline_at(m.named.as_ref(), now_named.as_ref(), holder_pod.as_ref());
+                m.named = now_named;
                 m.stopped = None;
             }
             let holder_uid = view.record.as_ref().and_then(|r| r.holder_uid.clone());
@@ -465,7 +499,9 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
             m.key = Some(Some(record.key()));
             m.first_seen = Some(sent);
             m.last_renewal = Some(sent);
-            m.baseline = new_holder_pod.map(|p| (p.uid.clone(), p.progress()));
+            let now_named = named(Some(&record));
+            m.baseline = baseline_at(m.named.as_ref(), now_named.as_ref(), new_holder_pod);
+            m.named = now_named;
             m.stopped = None;
             m.written = Some(lease.clone());
         });
@@ -1076,6 +1112,28 @@ mod tests {
         assert_eq!(pick(Some("9"), Some("7")).as_deref(), Some("9"));
         assert_eq!(pick(Some("5"), None).as_deref(), Some("5"));
         assert_eq!(pick(None, Some("7")), None);
+    }
+
+    #[test]
+    fn the_evidence_baseline_is_taken_at_renewals_only() {
+        let pod = crate::pods::fixtures::candidate("a").ready(0);
+        let a = |session: &str, term: u64| -> Option<Named> {
+            Some((
+                Some("a".into()),
+                Some("uid-a".into()),
+                Some(session.into()),
+                term,
+            ))
+        };
+        let taken = |before: Option<Named>, now: Option<Named>| {
+            baseline_at(before.as_ref(), now.as_ref(), Some(&pod)).is_some()
+        };
+        assert!(taken(a("s1", 4), a("s1", 4)), "a renewal");
+        assert!(!taken(None, a("s1", 4)), "the first record seen");
+        assert!(!taken(a("s1", 4), a("s2", 5)), "a new holder process");
+        assert!(!taken(a("s1", 4), a("s1", 5)), "a new term");
+        assert!(!taken(a("s1", 4), None), "nobody holds");
+        assert!(baseline_at(a("s1", 4).as_ref(), a("s1", 4).as_ref(), None).is_none());
     }
 
     #[test]
