@@ -78,6 +78,14 @@ pub struct ContainerView {
     pub terminated: bool,
 }
 
+impl ContainerView {
+    /// How far the container is in its life, as a number that never goes down: each instance
+    /// counts two steps, running (`2 × restartCount`) then terminated (`+ 1`).
+    pub fn progress(&self) -> u64 {
+        u64::try_from(self.restart_count).unwrap_or(0) * 2 + u64::from(self.terminated)
+    }
+}
+
 /// The controller's projection of one annotated pod, as plain values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodView {
@@ -142,11 +150,11 @@ impl PodView {
         }
     }
 
-    /// Restart counts by container name.
-    pub fn restart_counts(&self) -> BTreeMap<String, i32> {
+    /// Each container's [`ContainerView::progress`], by container name.
+    pub fn progress(&self) -> BTreeMap<String, u64> {
         self.containers
             .iter()
-            .map(|c| (c.name.clone(), c.restart_count))
+            .map(|c| (c.name.clone(), c.progress()))
             .collect()
     }
 
@@ -418,7 +426,11 @@ pub(crate) mod fixtures {
         pub fn phase(mut self, phase: Phase) -> Self {
             self.phase = phase;
             if phase.is_terminal() {
+                // As the kubelet reports a finished pod.
                 self.ready_since = None;
+                for c in &mut self.containers {
+                    c.terminated = true;
+                }
             }
             self
         }

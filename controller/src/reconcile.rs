@@ -124,10 +124,13 @@ struct PoolMemory {
     foreign: Option<(Lease, Instant)>,
     /// Send time of our last successful write of the current record.
     last_renewal: Option<BootInstant>,
-    /// The holder pod's restart counts at the holder's last renewal: (holder UID, counts).
-    baseline: Option<(String, BTreeMap<String, i32>)>,
-    /// The holder UID seen terminating with a grace period.
-    graceful: Option<String>,
+    /// The holder pod's containers at the holder's last renewal: (holder UID, progress).
+    baseline: Option<(String, BTreeMap<String, u64>)>,
+    /// Who the last record seen names, under which term ([`named`]).
+    named: Option<Named>,
+    /// The holder UID whose containers the kubelet reported stopped since the holder's last
+    /// renewal (docs/PROTOCOL.md §8): only then is the pod object's disappearance evidence.
+    stopped: Option<String>,
     /// The live holder last reported: (pod name, UID, term).
     leader: Option<(String, String, u64)>,
     /// When the pool lost its live holder (for the failover histogram) and why.
@@ -252,6 +255,36 @@ impl View {
     }
 }
 
+/// Who a record names, under which term: holder, pod UID, session, term.
+type Named = (Option<String>, Option<String>, Option<String>, u64);
+
+fn named(record: Option<&LeaseRecord>) -> Option<Named> {
+    record.filter(|r| r.is_held()).map(|r| {
+        (
+            r.holder.clone(),
+            r.holder_uid.clone(),
+            r.session.clone(),
+            r.term,
+        )
+    })
+}
+
+/// The evidence baseline (docs/PROTOCOL.md §8) at a newly seen record: the holder pod's
+/// containers, taken only at a renewal (the record before named the same holder, session and
+/// term), never at an acquisition. A holder that acquires from inside a container that has just
+/// restarted would otherwise get a baseline from a pod view that predates the restart, and the
+/// restart, reported a moment later, would pass for evidence against it.
+fn baseline_at(
+    before: Option<&Named>,
+    now: Option<&Named>,
+    pod: Option<&PodView>,
+) -> Option<(String, BTreeMap<String, u64>)> {
+    if now.is_none() || before != now {
+        return None;
+    }
+    pod.map(|p| (p.uid.clone(), p.progress()))
+}
+
 fn holder_for(to: &Successor) -> Holder {
     Holder {
         identity: to.identity.clone(),
@@ -348,10 +381,10 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
     };
 
     // What changed since the last look: the record (the expiry timer restarts, the holder's
-    // restart counts are the new baseline) and the holder's graceful termination.
+    // containers are the new baseline, and nothing is known stopped since this renewal).
     let holder_pod = view.holder_pod(strategy).cloned();
     let observed_key = view.record.as_ref().map(LeaseRecord::key);
-    let (first_seen, last_renewal, baseline, graceful, last_lease_duration) =
+    let (first_seen, last_renewal, baseline, stopped_seen, last_lease_duration) =
         ctx.with_memory(&key, |m| {
             if m.key.as_ref() != Some(&observed_key) {
                 if observed_key.is_none()
@@ -362,15 +395,10 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
                 m.key = Some(observed_key.clone());
                 m.first_seen = Some(now);
                 m.last_renewal = None;
-                m.baseline = holder_pod
-                    .as_ref()
-                    .map(|p| (p.uid.clone(), p.restart_counts()));
-            }
-            if let Some(pod) = &holder_pod
-                && pod.terminating
-                && pod.deletion_grace_seconds.unwrap_or(0) > 0
-            {
-                m.graceful = Some(pod.uid.clone());
+                let now_named = named(view.record.as_ref());
+                m.baseline = baseline_at(m.named.as_ref(), now_named.as_ref(), holder_pod.as_ref());
+                m.named = now_named;
+                m.stopped = None;
             }
             let holder_uid = view.record.as_ref().and_then(|r| r.holder_uid.clone());
             let baseline = m
@@ -378,12 +406,12 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
                 .as_ref()
                 .filter(|(uid, _)| Some(uid) == holder_uid.as_ref())
                 .map(|(_, counts)| counts.clone());
-            let graceful = holder_uid.is_some() && m.graceful == holder_uid;
+            let stopped_seen = holder_uid.is_some() && m.stopped == holder_uid;
             (
                 m.first_seen.unwrap_or(now),
                 m.last_renewal,
                 baseline,
-                graceful,
+                stopped_seen,
                 m.last_lease_duration,
             )
         });
@@ -393,10 +421,16 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
             holder_pod: holder_pod.as_ref(),
             namesake: view.namesake(strategy),
             holder_uid: r.holder_uid.as_deref(),
-            graceful_termination_seen: graceful,
+            stopped_seen,
             baseline: baseline.as_ref(),
         })
     });
+    if let (Some(evidence), Some(pod)) = (found_evidence, holder_pod.as_ref())
+        && evidence.seen_on_pod()
+    {
+        // The kubelet's report, remembered for when the pod object is gone.
+        ctx.with_memory(&key, |m| m.stopped = Some(pod.uid.clone()));
+    }
     let holder = election::holder_state(view.record.as_ref(), holder_pod.as_ref(), found_evidence);
     let exclude = match holder {
         HolderState::Dead(_) => holder_pod.as_ref().map(|p| p.uid.as_str()),
@@ -493,7 +527,10 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
             m.key = Some(Some(record.key()));
             m.first_seen = Some(sent);
             m.last_renewal = Some(sent);
-            m.baseline = new_holder_pod.map(|p| (p.uid.clone(), p.restart_counts()));
+            let now_named = named(Some(&record));
+            m.baseline = baseline_at(m.named.as_ref(), now_named.as_ref(), new_holder_pod);
+            m.named = now_named;
+            m.stopped = None;
             m.written = Some(lease.clone());
         });
         view.record = Some(record);
@@ -1207,6 +1244,28 @@ mod tests {
         let due = orphans.take_due(true, |p: &PodView| p.pool.as_deref() == Some("late"));
         assert!(due.is_empty());
         assert!(!orphans.has_pending());
+    }
+
+    #[test]
+    fn the_evidence_baseline_is_taken_at_renewals_only() {
+        let pod = crate::pods::fixtures::candidate("a").ready(0);
+        let a = |session: &str, term: u64| -> Option<Named> {
+            Some((
+                Some("a".into()),
+                Some("uid-a".into()),
+                Some(session.into()),
+                term,
+            ))
+        };
+        let taken = |before: Option<Named>, now: Option<Named>| {
+            baseline_at(before.as_ref(), now.as_ref(), Some(&pod)).is_some()
+        };
+        assert!(taken(a("s1", 4), a("s1", 4)), "a renewal");
+        assert!(!taken(None, a("s1", 4)), "the first record seen");
+        assert!(!taken(a("s1", 4), a("s2", 5)), "a new holder process");
+        assert!(!taken(a("s1", 4), a("s1", 5)), "a new term");
+        assert!(!taken(a("s1", 4), None), "nobody holds");
+        assert!(baseline_at(a("s1", 4).as_ref(), a("s1", 4).as_ref(), None).is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Evidence of death (docs/PROTOCOL.md §8) hands over at once; force deletion and NotReady do
-//! not, and wait for the Lease to expire. The real controller against the testkit's kubelet.
+//! Evidence of death (docs/PROTOCOL.md §8) hands over at once; force deletion (also when a pod
+//! of the same name replaces the old one at once, as a StatefulSet does) and NotReady do not,
+//! and wait for the Lease to expire. The real controller against the testkit's kubelet.
 
 mod support;
 
@@ -31,7 +32,7 @@ async fn evidence_of_death_hands_over_at_once() {
     let server = server().await;
     let _controller = controller(&server, "ctl-evidence");
     // A long lease: a handover well within it can only come from evidence.
-    let pools = ["failed", "deleted", "replaced", "restarted"];
+    let pools = ["failed", "deleted", "restarted"];
     let mut terms = Vec::new();
     for pool in pools {
         terms.push(elect_a(&server, pool, 60, 40, 2).await);
@@ -45,11 +46,6 @@ async fn evidence_of_death_hands_over_at_once() {
         .delete("deleted-a", &DeleteParams::default().grace_period(30))
         .await
         .expect("graceful delete");
-    pods(&server)
-        .delete("replaced-a", &DeleteParams::default().grace_period(0))
-        .await
-        .expect("force delete");
-    run_pod(&server, "replaced", "replaced-a");
     kubelet
         .restart_container(NS, "restarted-a", None)
         .expect("restart");
@@ -65,6 +61,19 @@ async fn evidence_of_death_hands_over_at_once() {
                 == Some("follower"))
             .then_some(())
         },
+    )
+    .await;
+    // As a kubelet ends a deleted pod: its containers reported terminated, then the object
+    // removed.
+    kubelet
+        .set_phase(NS, "deleted-a", "Failed")
+        .expect("containers terminated");
+    wait_holder(
+        &server,
+        "deleted",
+        "deleted-b",
+        terms[1],
+        Duration::from_secs(40),
     )
     .await;
     kubelet
@@ -102,6 +111,7 @@ async fn force_deletion_and_not_ready_wait_for_expiry() {
     let lease = 6;
     let t_ready = elect_a(&server, "unready", lease, 4, 1).await;
     let t_forced = elect_a(&server, "forced", lease, 4, 1).await;
+    let t_replaced = elect_a(&server, "replaced", lease, 4, 1).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let started = Instant::now();
@@ -113,6 +123,13 @@ async fn force_deletion_and_not_ready_wait_for_expiry() {
         .delete("forced-a", &DeleteParams::default().grace_period(0))
         .await
         .expect("force delete");
+    // A StatefulSet recreates a force-deleted pod's name at once, while the old containers may
+    // still run on their node: another UID proves nothing without the kubelet's report.
+    pods(&server)
+        .delete("replaced-a", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("force delete");
+    run_pod(&server, "replaced", "replaced-a");
 
     // NotReady demotes at once, while the Lease still names the old holder.
     eventually(Duration::from_secs(20), "unready-a demoted", || async {
@@ -137,7 +154,11 @@ async fn force_deletion_and_not_ready_wait_for_expiry() {
     assert_eq!(elected.reason, "HolderNotReady", "{elected:?}");
     assert!(status.current_holder.is_none());
 
-    for (pool, term) in [("unready", t_ready), ("forced", t_forced)] {
+    for (pool, term) in [
+        ("unready", t_ready),
+        ("forced", t_forced),
+        ("replaced", t_replaced),
+    ] {
         wait_holder(&server, pool, &format!("{pool}-b"), term, EVENTUALLY).await;
         let waited = started.elapsed();
         // The last renewal was at most a retry period (1s) before the trigger: a successor

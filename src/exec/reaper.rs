@@ -158,10 +158,12 @@ pub async fn kill_leftovers() -> Leftovers {
         .and_then(|p| p.to_str()?.parse::<i32>().ok());
     if proc_self != Some(me.as_raw()) {
         if me.as_raw() != 1 {
+            // Unlisted is not confirmed gone (docs/PROTOCOL.md §5): only having no child at all
+            // says that no descendant runs, since every orphan re-parents to this subreaper.
             tracing::debug!(
-                "/proc is not of this PID namespace; leftover descendants not searched"
+                "/proc is not of this PID namespace; leftover descendants judged by our children"
             );
-            return Leftovers::default();
+            return unlisted(children, until).await;
         }
         // The init of a PID namespace without its own /proc: kill(-1) reaches every other
         // process in it. It succeeds while any is left, zombies included, until reaped.
@@ -192,6 +194,50 @@ pub async fn kill_leftovers() -> Leftovers {
         until,
     )
     .await
+}
+
+/// What this process's children are, seen without reaping any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Children {
+    /// No child at all: no descendant runs, as orphans re-parent to this subreaper.
+    None,
+    /// Only children that have exited and wait to be reaped (by the signal thread).
+    Exited,
+    /// At least one child still runs.
+    Running,
+}
+
+/// Looks at this process's children with `waitid(WNOWAIT)`, which reaps nothing: the signal
+/// thread stays the only reaper.
+fn children() -> Children {
+    use nix::sys::wait::{Id, waitid};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        match waitid(Id::All, flags) {
+            Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => return Children::None,
+            // An error cannot tell: as good as running.
+            Ok(WaitStatus::StillAlive) | Err(_) => return Children::Running,
+            Ok(_) => return Children::Exited,
+        }
+    }
+}
+
+/// The leftovers when they cannot be listed: none once no child is left (exited ones are being
+/// reaped), else unknown survivors (`-1`) when `until` passes.
+async fn unlisted(look: impl Fn() -> Children, until: std::time::Instant) -> Leftovers {
+    loop {
+        if look() == Children::None {
+            return Leftovers::default();
+        }
+        if std::time::Instant::now() >= until {
+            return Leftovers {
+                killed: false,
+                surviving: vec![-1],
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// SIGKILLs what `left` lists until it lists nothing, or `until` passes.
@@ -237,6 +283,45 @@ mod tests {
         found.sort_unstable();
         assert_eq!(found, vec![11, 12, 14]);
         assert!(live_descendants(&procs, 21).is_empty());
+    }
+
+    #[tokio::test]
+    async fn unlisted_leftovers_are_gone_only_without_any_child() {
+        let soon = || std::time::Instant::now() + Duration::from_millis(100);
+        assert_eq!(
+            unlisted(|| Children::None, soon()).await,
+            Leftovers::default()
+        );
+        let unknown = Leftovers {
+            killed: false,
+            surviving: vec![-1],
+        };
+        assert_eq!(unlisted(|| Children::Running, soon()).await, unknown);
+        assert_eq!(unlisted(|| Children::Exited, soon()).await, unknown);
+        // Exited children are reaped meanwhile: then none is left.
+        let looks = std::cell::Cell::new(0);
+        let reaped = || {
+            looks.set(looks.get() + 1);
+            if looks.get() < 3 {
+                Children::Exited
+            } else {
+                Children::None
+            }
+        };
+        let later = std::time::Instant::now() + Duration::from_secs(30);
+        assert_eq!(unlisted(reaped, later).await, Leftovers::default());
+    }
+
+    #[test]
+    fn a_running_child_is_seen_without_reaping_it() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        // Other tests' children may have exited meanwhile; ours alone rules out `None`.
+        assert_ne!(children(), Children::None);
+        child.kill().expect("kill");
+        child.wait().expect("the child was not reaped by the look");
     }
 
     #[tokio::test]

@@ -277,9 +277,12 @@ impl Demo {
             &self.kubeconfig,
             &["delete", "pod", &worker, "--wait=false"],
         )?;
-        self.admin_post(&format!("kubelet/pods/default/{worker}/stopped"))?;
+        // As a kubelet ends a deleted pod: it reports the containers terminated, then the
+        // object goes. The report is the evidence; the object's disappearance alone is not.
+        self.admin_post(&format!("kubelet/pods/default/{worker}/phase?phase=Failed"))?;
         let successor = self.wait_for_holder("workers", Some(&worker)).await?;
         let deleted = deleted_from.elapsed();
+        self.admin_post(&format!("kubelet/pods/default/{worker}/stopped"))?;
         self.wait_for_roles("workers", &successor).await?;
         println!(
             "  {successor} leads, {} ms after the delete (the controller handed over on evidence)",
