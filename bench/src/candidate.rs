@@ -30,6 +30,8 @@ pub struct Launcher {
     pub me: PathBuf,
     /// The zen-lead-exec binary.
     pub exec_bin: PathBuf,
+    /// The zen-lead-controller binary, when the evidence figure runs.
+    pub controller_bin: Option<PathBuf>,
     /// The Python peer, when Python is available.
     pub python: Option<PythonPeer>,
     /// Lease duration for every library.
@@ -101,7 +103,25 @@ impl Launcher {
         pool: &str,
         identity: &str,
     ) -> Result<Candidate, CandidateError> {
-        let log = self.logs.join(format!("{identity}.log"));
+        self.spawn_with_env(contender, pool, identity, &[]).await
+    }
+
+    /// Like [`Launcher::spawn`], with extra environment variables (a pod's `POD_UID`).
+    pub async fn spawn_with_env(
+        &self,
+        contender: Contender,
+        pool: &str,
+        identity: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Candidate, CandidateError> {
+        // A second process of the same identity (a restarted container) gets a log of its own.
+        let log = (0..)
+            .map(|n| match n {
+                0 => self.logs.join(format!("{identity}.log")),
+                n => self.logs.join(format!("{identity}.{n}.log")),
+            })
+            .find(|p| !p.exists())
+            .unwrap_or_else(|| self.logs.join(format!("{identity}.log")));
         let stderr = std::fs::File::create(&log).map_err(|source| CandidateError::Spawn {
             identity: identity.to_string(),
             source,
@@ -155,7 +175,8 @@ impl Launcher {
                 c
             }
         };
-        cmd.stdout(Stdio::piped())
+        cmd.envs(env.iter().copied())
+            .stdout(Stdio::piped())
             .stderr(stderr)
             .process_group(0)
             .kill_on_drop(true);

@@ -23,9 +23,9 @@ pub enum MeasureError {
     /// Locating this binary (the measured child) failed.
     #[error("locating the bench binary")]
     CurrentExe(#[source] std::io::Error),
-    /// `cargo build` for zen-lead-exec could not run or failed.
-    #[error("building zen-lead-exec with cargo: {0}")]
-    Build(String),
+    /// `cargo build` for a binary of the main workspace could not run or failed.
+    #[error("building {0} with cargo: {1}")]
+    Build(String, String),
     /// The binary does not exist.
     #[error("{0} does not exist")]
     MissingBinary(PathBuf),
@@ -255,22 +255,40 @@ fn is_stripped(bin: &Path) -> bool {
 /// The binary given, or else `zen-lead-exec` built (or found up to date) with the root
 /// package's release profile, which is the one shipped.
 pub fn ensure_binary(bin: Option<&Path>) -> Result<PathBuf, MeasureError> {
+    ensure_workspace_binary(bin, "zen-lead", "zen-lead-exec")
+}
+
+/// The binary given, or else `name` of the main workspace's package `package`, built (or found
+/// up to date) into its `target/release/`.
+pub fn ensure_workspace_binary(
+    bin: Option<&Path>,
+    package: &str,
+    name: &str,
+) -> Result<PathBuf, MeasureError> {
     let bin = match bin {
         Some(bin) => bin.to_path_buf(),
         None => {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            tracing::info!("building zen-lead-exec (release)");
+            tracing::info!("building {name} (release)");
             let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-                .args(["build", "--quiet", "--release", "--bin", "zen-lead-exec"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "-p",
+                    package,
+                    "--bin",
+                    name,
+                ])
                 .arg("--manifest-path")
                 .arg(root.join("Cargo.toml"))
                 .env_remove("CARGO_TARGET_DIR")
                 .status()
-                .map_err(|e| MeasureError::Build(e.to_string()))?;
+                .map_err(|e| MeasureError::Build(name.to_string(), e.to_string()))?;
             if !status.success() {
-                return Err(MeasureError::Build(status.to_string()));
+                return Err(MeasureError::Build(name.to_string(), status.to_string()));
             }
-            root.join("target/release/zen-lead-exec")
+            root.join("target/release").join(name)
         }
     };
     if !bin.exists() {

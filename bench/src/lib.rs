@@ -3,12 +3,14 @@
 //! run, on one testkit API server (docs/BENCHMARKS.md).
 //!
 //! Figures: graceful handover latency, crash failover latency, API requests per second per pool
-//! by number of candidates, the overhead of the `zen-lead-exec` wrapper, and safety under
-//! faults (two leaders at once, repeated terms). Every candidate is a process of its own.
+//! by number of candidates, the overhead of the `zen-lead-exec` wrapper, safety under faults
+//! (two leaders at once, repeated terms), and zen-lead's failover on evidence of death with
+//! `zen-lead-controller` running. Every candidate is a process of its own.
 
 pub mod beliefs;
 pub mod candidate;
 pub mod contender;
+pub mod evidence;
 pub mod exec;
 pub mod leases;
 pub mod peer;
@@ -50,6 +52,8 @@ pub struct Settings {
     pub exec_runs: usize,
     /// The `zen-lead-exec` binary; by default the root package's release build.
     pub exec_bin: Option<PathBuf>,
+    /// The `zen-lead-controller` binary; by default the main workspace's release build.
+    pub controller_bin: Option<PathBuf>,
     /// Whether to set up and run the Python peer.
     pub python: bool,
     /// Run figures 1 and 2 at the same time (quick mode) instead of one after the other.
@@ -71,6 +75,8 @@ pub struct Figures {
     pub exec: bool,
     /// Figure 5.
     pub safety: bool,
+    /// Figure 6.
+    pub evidence: bool,
 }
 
 /// The benchmark could not run.
@@ -85,6 +91,9 @@ pub enum RunError {
     /// zen-lead-exec is not available.
     #[error("preparing zen-lead-exec")]
     ExecBinary(#[source] exec::MeasureError),
+    /// zen-lead-controller is not available.
+    #[error("preparing zen-lead-controller (or leave out the evidence figure: --only ...)")]
+    ControllerBinary(#[source] exec::MeasureError),
     /// The log directory could not be made.
     #[error("creating {0}")]
     Logs(PathBuf, #[source] std::io::Error),
@@ -137,6 +146,18 @@ pub async fn run(settings: &Settings) -> Result<Output, RunError> {
     let server = TestServer::start().await.map_err(RunError::Start)?;
     let exec_bin =
         exec::ensure_binary(settings.exec_bin.as_deref()).map_err(RunError::ExecBinary)?;
+    let controller_bin = if settings.figures.evidence {
+        Some(
+            exec::ensure_workspace_binary(
+                settings.controller_bin.as_deref(),
+                "zen-lead-controller",
+                "zen-lead-controller",
+            )
+            .map_err(RunError::ControllerBinary)?,
+        )
+    } else {
+        None
+    };
     let mut missing = Vec::new();
     let python = if settings.python {
         match python::ensure() {
@@ -166,6 +187,7 @@ pub async fn run(settings: &Settings) -> Result<Output, RunError> {
             kubeconfig: server.kubeconfig_path().to_path_buf(),
             me: std::env::current_exe().map_err(RunError::CurrentExe)?,
             exec_bin,
+            controller_bin,
             python,
             lease: settings.lease_duration,
             logs,
@@ -199,6 +221,8 @@ pub async fn run(settings: &Settings) -> Result<Output, RunError> {
     results.requests = when(f.requests, scenario::requests(&bench)).await;
     tracing::info!("figure 5: safety under faults");
     results.safety = when(f.safety, safety::run(&bench)).await;
+    tracing::info!("figure 6: failover on evidence of death");
+    results.evidence = when(f.evidence, evidence::run(&bench)).await;
     if f.exec {
         tracing::info!("figure 4: wrapper overhead");
         results.exec = Some(

@@ -26,7 +26,7 @@ struct Args {
     /// Graceful handover rounds per library (default 5, quick 2).
     #[arg(long)]
     handover_rounds: Option<usize>,
-    /// Crash failover rounds per library (default 3, quick 2).
+    /// Crash failover rounds per library, and per kind of evidence (default 3, quick 2).
     #[arg(long)]
     failover_rounds: Option<usize>,
     /// Rounds per fault and library in the safety figure (default 5, quick 2).
@@ -47,11 +47,14 @@ struct Args {
     /// The zen-lead-exec binary (default: build the root package's release binary).
     #[arg(long)]
     exec_bin: Option<PathBuf>,
+    /// The zen-lead-controller binary (default: build the main workspace's release binary).
+    #[arg(long)]
+    controller_bin: Option<PathBuf>,
     /// Leave out the Python peer (otherwise a virtualenv is created with `kubernetes>=37`).
     #[arg(long)]
     no_python: bool,
     /// Only these figures (default all).
-    #[arg(long, value_delimiter = ',', value_parser = ["handover", "failover", "requests", "exec", "safety"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["handover", "failover", "requests", "exec", "safety", "evidence"])]
     only: Vec<String>,
 }
 
@@ -96,6 +99,7 @@ fn run() -> anyhow::Result<()> {
         settle: Duration::from_secs(args.settle_seconds),
         exec_runs: args.exec_runs.unwrap_or(q(5, 10)),
         exec_bin: args.exec_bin.clone(),
+        controller_bin: args.controller_bin.clone(),
         python: !args.no_python,
         concurrent: args.quick,
         figures: Figures {
@@ -104,6 +108,7 @@ fn run() -> anyhow::Result<()> {
             requests: on("requests"),
             exec: on("exec"),
             safety: on("safety"),
+            evidence: on("evidence"),
         },
     };
     let runtime = tokio::runtime::Runtime::new()?;

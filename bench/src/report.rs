@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::contender::{Contender, kle_poll, python_timing, zen_timing};
+use crate::evidence::{self, Kind, Managed};
 use crate::exec::ExecOverhead;
 use crate::safety::{Fault, Round};
 use crate::scenario::{Latencies, PerContender, PoolRequests};
@@ -24,6 +25,8 @@ pub struct Results {
     pub exec: Option<ExecOverhead>,
     /// Figure 5.
     pub safety: Option<BTreeMap<(Fault, Contender), Vec<Round>>>,
+    /// Figure 6.
+    pub evidence: Option<evidence::Results>,
 }
 
 /// The value at quantile `q` (nearest rank) of `samples`.
@@ -73,6 +76,9 @@ pub fn markdown(bench: &Bench<'_>, results: &Results) -> String {
     }
     if let Some(r) = &results.safety {
         out.push_str(&safety(bench, r));
+    }
+    if let Some(r) = &results.evidence {
+        out.push_str(&evidence_figure(bench, r));
     }
     out.push_str(&summary(bench, results));
     out
@@ -162,7 +168,7 @@ fn failover(bench: &Bench<'_>, results: &PerContender<Latencies>) -> String {
     let lease = bench.settings.lease_duration;
     let t = zen_timing(lease);
     let mut out = format!(
-        "## 2. Crash failover latency (no controller)\n\nThe holder's processes get SIGKILL (nothing is released); time until a standby leads. Lease {} s; the crash falls at a different point of the renew cycle each round, as in figure 1. The controller's early handover on evidence of death (PROTOCOL.md §8) is not measured here.\n\n",
+        "## 2. Crash failover latency (no controller)\n\nThe holder's processes get SIGKILL (nothing is released); time until a standby leads. Lease {} s; the crash falls at a different point of the renew cycle each round, as in figure 1. The controller's handover on evidence of death (PROTOCOL.md §8) is figure 6.\n\n",
         lease.as_secs()
     );
     latency_table(&mut out, bench, results, |c| match c {
@@ -317,6 +323,80 @@ fn safety(bench: &Bench<'_>, results: &BTreeMap<(Fault, Contender), Vec<Round>>)
     out
 }
 
+/// Figure 6.
+fn evidence_figure(bench: &Bench<'_>, r: &evidence::Results) -> String {
+    let lease = bench.settings.lease_duration;
+    let mut out = format!(
+        "## 6. Failover on evidence of death (zen-lead-controller)\n\nzen-lead only: two `zen-lead-exec` candidates in pods of the testkit's kubelet simulation (`POD_UID` set, as the downward API sets it), `zen-lead-controller` running as a process. The holder's processes get SIGKILL (nothing is released) and the kubelet reports it; time from the SIGKILL to a successor's first sample. **restarts**: `restartCount` + 1, and the container's new process campaigns again with the same identity; **deleted**: a graceful deletion, and {} later the kubelet removes the pod (its containers are already gone); **Failed**: the pod's phase. Each against the same crash on a pool the controller does not manage (no LeaderPolicy, pods not annotated), which is as if there were no controller. Lease {} s; the crash falls at a different point of the renew cycle each round. Two leaders and terms as in figure 5.\n\n",
+        setting(evidence::KUBELET_REMOVES_AFTER),
+        lease.as_secs()
+    );
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "Not measured: {e}\n");
+        return out;
+    }
+    out.push_str("| evidence | controller | rounds | p50 | max | min | two leaders, longest | terms repeated / backwards (acquisitions) | expected bound |\n|---|---|---|---|---|---|---|---|---|\n");
+    for kind in Kind::ALL {
+        for managed in Managed::ALL {
+            let Some(rounds) = r.rounds.get(&(kind, managed)) else {
+                continue;
+            };
+            let took: Vec<Duration> = rounds.iter().filter_map(|x| x.took).collect();
+            let cell = |q: f64| quantile(&took, q).map_or_else(|| "—".to_string(), secs);
+            let errors: Vec<&str> = rounds.iter().filter_map(|x| x.error.as_deref()).collect();
+            let mut n = took.len().to_string();
+            if !errors.is_empty() {
+                let _ = write!(n, " ({} incomplete: {})", errors.len(), errors.join("; "));
+            }
+            let mut terms = TermCheck::default();
+            for x in rounds {
+                terms.add(x.terms);
+            }
+            let overlap = rounds
+                .iter()
+                .map(|x| x.overlap.longest)
+                .max()
+                .unwrap_or_default();
+            let seen = rounds.iter().any(|x| x.overlap.seen);
+            let bound = match (managed, kind) {
+                (Managed::Controller, Kind::Deleted) => format!(
+                    "{} (the kubelet) + the controller's reaction",
+                    setting(evidence::KUBELET_REMOVES_AFTER)
+                ),
+                (Managed::Controller, _) => "the controller's reaction (watch events)".to_string(),
+                (Managed::NoController, _) => {
+                    format!(
+                        "expiry: ≤ lease ({}) after the last renewal",
+                        setting(lease)
+                    )
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {n} | {} | {} | {} | {} | {} / {} ({}) | {bound} |",
+                kind.title(),
+                match managed {
+                    Managed::Controller => "running",
+                    Managed::NoController => "none",
+                },
+                cell(0.5),
+                cell(1.0),
+                cell(0.0),
+                if seen {
+                    secs(overlap)
+                } else {
+                    "none".to_string()
+                },
+                terms.repeated,
+                terms.backwards,
+                terms.acquisitions,
+            );
+        }
+    }
+    out.push('\n');
+    out
+}
+
 /// A figure in the summary and the JSON.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Value {
@@ -375,6 +455,37 @@ fn rows(bench: &Bench<'_>, results: &Results) -> Vec<Row> {
             ),
             p50(r),
         ));
+    }
+    if let Some(r) = results.evidence.as_ref().filter(|r| r.error.is_none()) {
+        let zen = |samples: Vec<Duration>| -> BTreeMap<Contender, Value> {
+            quantile(&samples, 0.5)
+                .map(|d| (Contender::ZenLead, Value::Time(d)))
+                .into_iter()
+                .collect()
+        };
+        let n = bench.settings.failover_rounds;
+        out.push((
+            "evidence_failover_p50_ms".into(),
+            format!(
+                "failover on evidence of death (controller), p50 of {} kinds × {n}",
+                Kind::ALL.len()
+            ),
+            zen(r.latencies(&Kind::ALL, Managed::Controller)),
+        ));
+        for kind in Kind::ALL {
+            out.push((
+                format!("evidence_failover_p50_ms_{}", kind.slug()),
+                format!("… {}", kind.title()),
+                zen(r.latencies(&[kind], Managed::Controller)),
+            ));
+        }
+        for kind in Kind::ALL {
+            out.push((
+                format!("evidence_no_controller_p50_ms_{}", kind.slug()),
+                format!("… {}, no controller", kind.title()),
+                zen(r.latencies(&[kind], Managed::NoController)),
+            ));
+        }
     }
     if let Some(r) = &results.safety {
         let fold =
