@@ -72,7 +72,11 @@ pub struct Observation<'a> {
 /// terminated one's only in a later one (the view may lag behind the renewal, so a terminated
 /// instance at the baseline cannot be the one the holder renewed from).
 fn stopped_since(container: &ContainerView, seen: u64) -> bool {
-    let holder_instance_ended = if seen % 2 == 0 { seen + 1 } else { seen + 2 };
+    let holder_instance_ended = if seen.is_multiple_of(2) {
+        seen + 1
+    } else {
+        seen + 2
+    };
     container.progress() >= holder_instance_ended
 }
 
