@@ -11,7 +11,7 @@ use common::*;
 use k8s_openapi::api::coordination::v1::LeaseSpec;
 use kube::api::PostParams;
 use zen_lead::clock::BootInstant;
-use zen_lead::lease::record::{self, MAX_TERM};
+use zen_lead::lease::record::{self, MAX_TERM, TermOverflow};
 use zen_lead::lease::{Elector, LeaderState, LeaseError, LostReason};
 
 /// The first instant `states` shows a Leading state.
@@ -194,7 +194,9 @@ async fn a_term_past_i32_max_is_refused() {
     drop(a);
     let mut b = spawn(&server, "last-term", "pod-b", t);
     match leading_within(&mut b).await {
-        Err(LeaseError::TermOverflow { source, .. }) => assert_eq!(source.term, MAX_TERM + 1),
+        Err(LeaseError::TermOverflow { source, .. }) => {
+            assert_eq!(source, TermOverflow::Above(MAX_TERM + 1))
+        }
         other => panic!("expected a term overflow, got {other:?}"),
     }
     let r = lease_record(&server, "last-term").await;

@@ -139,6 +139,7 @@ mod tests {
             renew_time: None,
             lease_duration_seconds: Some(15),
             term,
+            negative_term: None,
             released_term: None,
             min_hold_until: None,
         }

@@ -324,6 +324,7 @@ mod tests {
             renew_time: Some(ts(0)),
             lease_duration_seconds: Some(15),
             term,
+            negative_term: None,
             released_term: None,
             min_hold_until: None,
         }

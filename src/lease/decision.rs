@@ -176,10 +176,11 @@ pub fn decide(input: &Input<'_>) -> Decision {
     if !record.managed {
         return Decision::Conflict;
     }
-    let acquire = || {
-        with_next_term(Some(record.term), high_water_term, |term| {
-            Decision::Acquire { term }
-        })
+    // §3: a negative term (a hand edit) read as 0 would restart the terms: it is waited on like
+    // any record, but never taken.
+    let acquire = || match record::next_term_after(Some(record), high_water_term) {
+        Ok(term) => Decision::Acquire { term },
+        Err(overflow) => Decision::TermExhausted(overflow),
     };
     if record.is_released() {
         // §3.2, §3.5: a release marked by the holder that ended this term is free at once.
@@ -191,6 +192,9 @@ pub fn decide(input: &Input<'_>) -> Decision {
         return acquire();
     }
     if handed_to_us(record, candidate) {
+        if let Some(value) = record.negative_term {
+            return Decision::TermExhausted(TermOverflow::Negative(value));
+        }
         return Decision::TakeOver { term: record.term };
     }
     // §3.2, §3.7: anyone else (including the same identity with another session or pod UID),
@@ -248,6 +252,7 @@ mod tests {
                 renew_time: None,
                 lease_duration_seconds: Some(15),
                 term: 4,
+                negative_term: None,
                 released_term: None,
                 min_hold_until: None,
             })
@@ -304,6 +309,12 @@ mod tests {
         }
         fn term(mut self, t: u64) -> Self {
             self.0.term = t;
+            self
+        }
+        /// `leaseTransitions` edited to a negative value (read as term 0).
+        fn negative(mut self, value: i32) -> Self {
+            self.0.term = 0;
+            self.0.negative_term = Some(value);
             self
         }
     }
@@ -493,9 +504,7 @@ mod tests {
                 "acquisition past i32::MAX is refused",
                 Some(R::empty().term(record::MAX_TERM).marker(record::MAX_TERM)),
                 at(0),
-                TermExhausted(TermOverflow {
-                    term: record::MAX_TERM + 1,
-                }),
+                TermExhausted(TermOverflow::Above(record::MAX_TERM + 1)),
             ),
             Case::new(
                 "acquisition up to i32::MAX is allowed",
@@ -513,20 +522,52 @@ mod tests {
                 "expired acquisition above a high-water of i32::MAX is refused",
                 Some(R::held_by("pod-b")),
                 at(15),
-                TermExhausted(TermOverflow {
-                    term: record::MAX_TERM + 1,
-                }),
+                TermExhausted(TermOverflow::Above(record::MAX_TERM + 1)),
             )
             .high_water(record::MAX_TERM),
             Case::new(
                 "creation above a high-water of i32::MAX is refused",
                 None,
                 at(15),
-                TermExhausted(TermOverflow {
-                    term: record::MAX_TERM + 1,
-                }),
+                TermExhausted(TermOverflow::Above(record::MAX_TERM + 1)),
             )
             .high_water(record::MAX_TERM),
+            // A negative term (hand edit) is never taken as term 0 (§3.3).
+            Case::new(
+                "a released record with a negative term is refused",
+                Some(R::empty().negative(-1).marker(0)),
+                at(0),
+                TermExhausted(TermOverflow::Negative(-1)),
+            ),
+            Case::new(
+                "an expired record with a negative term is refused",
+                Some(R::held_by("pod-b").negative(-5)),
+                at(15),
+                TermExhausted(TermOverflow::Negative(-5)),
+            ),
+            Case::new(
+                "a live holder with a negative term is waited on",
+                Some(R::held_by("pod-b").negative(-5)),
+                at(10),
+                Wait { until: at(15) },
+            ),
+            Case::new(
+                "our own session's record with a negative term is refused",
+                Some(R::mine().negative(-1)),
+                at(0),
+                TermExhausted(TermOverflow::Negative(-1)),
+            ),
+            Case::new(
+                "a handover with a negative term is refused",
+                Some(
+                    R::held_by("pod-a")
+                        .uid(Some("uid-a"))
+                        .by_controller()
+                        .negative(-1),
+                ),
+                at(0),
+                TermExhausted(TermOverflow::Negative(-1)),
+            ),
             // Local expiry (§3.2).
             Case::new(
                 "held lease is not taken before it stayed unchanged for its duration",

@@ -147,11 +147,9 @@ pub enum LeaseError {
         /// Namespace.
         namespace: String,
     },
-    /// The next term would pass the largest term a Lease can carry (docs/PROTOCOL.md §3): the
-    /// pool refuses to elect rather than repeat a term.
-    #[error(
-        "lease {namespace}/{pool}: no term is left; delete the Lease and reset the LeaderPolicy status term to start again"
-    )]
+    /// The next term would pass the largest term a Lease can carry, or the Lease's term is
+    /// negative (docs/PROTOCOL.md §3): the pool refuses to elect rather than repeat a term.
+    #[error("lease {namespace}/{pool}: {source}")]
     TermOverflow {
         /// Pool.
         pool: String,

@@ -33,12 +33,19 @@ pub const ANNOTATION_MIN_HOLD_UNTIL: &str = "zen-lead/min-hold-until";
 /// The highest term a Lease can carry: `leaseTransitions` is an int32 (docs/PROTOCOL.md §3).
 pub const MAX_TERM: u64 = i32::MAX as u64;
 
-/// A term that would pass [`MAX_TERM`]: refused, never saturated (docs/PROTOCOL.md §3).
+/// No next term can be written: refused, never saturated nor restarted (docs/PROTOCOL.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("term {term} is above the largest term a Lease can carry ({MAX_TERM})")]
-pub struct TermOverflow {
-    /// The term that was asked for.
-    pub term: u64,
+pub enum TermOverflow {
+    /// The term that was asked for would pass [`MAX_TERM`].
+    #[error(
+        "term {0} is above the largest term a Lease can carry ({MAX_TERM}): no term is left; delete the Lease and reset the LeaderPolicy status term to start again"
+    )]
+    Above(u64),
+    /// The record's `leaseTransitions` is negative (a hand edit): read as 0, terms would restart.
+    #[error(
+        "leaseTransitions is {0}, and a term is never negative; set it back to the pool's last term, or delete the Lease"
+    )]
+    Negative(i32),
 }
 
 /// The term after `record_term` and the pool's `high_water` mark (docs/PROTOCOL.md §3).
@@ -50,8 +57,20 @@ pub fn next_term(record_term: Option<u64>, high_water: Option<u64>) -> Result<u6
     checked_term(term).map(|_| term)
 }
 
+/// The term after the observed `record` (`None`: no Lease) and the pool's `high_water` mark;
+/// refused for a record whose `leaseTransitions` is negative (docs/PROTOCOL.md §3).
+pub fn next_term_after(
+    record: Option<&LeaseRecord>,
+    high_water: Option<u64>,
+) -> Result<u64, TermOverflow> {
+    if let Some(value) = record.and_then(|r| r.negative_term) {
+        return Err(TermOverflow::Negative(value));
+    }
+    next_term(record.map(|r| r.term), high_water)
+}
+
 fn checked_term(term: u64) -> Result<i32, TermOverflow> {
-    i32::try_from(term).map_err(|_| TermOverflow { term })
+    i32::try_from(term).map_err(|_| TermOverflow::Above(term))
 }
 
 /// Who renews the Lease.
@@ -120,6 +139,7 @@ pub struct RecordKey {
     renew_time: Option<jiff::Timestamp>,
     lease_duration_seconds: Option<i32>,
     term: u64,
+    negative_term: Option<i32>,
     released_term: Option<u64>,
     min_hold_until: Option<jiff::Timestamp>,
 }
@@ -145,8 +165,10 @@ pub struct LeaseRecord {
     pub renew_time: Option<jiff::Timestamp>,
     /// `leaseDurationSeconds`, as written by the holder.
     pub lease_duration_seconds: Option<i32>,
-    /// `leaseTransitions`: the term.
+    /// `leaseTransitions`: the term (0 when negative).
     pub term: u64,
+    /// `leaseTransitions` when it is negative (a hand edit): no term may follow it.
+    pub negative_term: Option<i32>,
     /// `zen-lead/released-term`: the term a release ended (docs/PROTOCOL.md §5).
     pub released_term: Option<u64>,
     /// `zen-lead/min-hold-until`: when a `--min-hold` ends, on the API server's clock.
@@ -180,6 +202,7 @@ impl LeaseRecord {
                 .and_then(|s| s.lease_transitions)
                 .and_then(|t| u64::try_from(t).ok())
                 .unwrap_or(0),
+            negative_term: spec.and_then(|s| s.lease_transitions).filter(|t| *t < 0),
             released_term: annotation(ANNOTATION_RELEASED_TERM).and_then(|t| t.parse().ok()),
             min_hold_until: annotation(ANNOTATION_MIN_HOLD_UNTIL).and_then(|t| t.parse().ok()),
         }
@@ -196,6 +219,7 @@ impl LeaseRecord {
             renew_time: self.renew_time,
             lease_duration_seconds: self.lease_duration_seconds,
             term: self.term,
+            negative_term: self.negative_term,
             released_term: self.released_term,
             min_hold_until: self.min_hold_until,
         }
@@ -648,15 +672,34 @@ mod tests {
     }
 
     #[test]
+    fn a_negative_term_is_refused_not_read_as_zero() {
+        let mut lease = create("ns", "pool", &me(), ts(0), Duration::from_secs(15), 3).unwrap();
+        lease.spec.as_mut().unwrap().lease_transitions = Some(-1);
+        let record = LeaseRecord::from_lease(&lease);
+        assert_eq!(record.negative_term, Some(-1));
+        assert_eq!(
+            next_term_after(Some(&record), Some(7)),
+            Err(TermOverflow::Negative(-1))
+        );
+        lease.spec.as_mut().unwrap().lease_transitions = Some(3);
+        let record = LeaseRecord::from_lease(&lease);
+        assert_eq!(record.negative_term, None);
+        assert_eq!(next_term_after(Some(&record), None), Ok(4));
+        assert_eq!(next_term_after(None, Some(7)), Ok(8));
+        let message = TermOverflow::Negative(-1).to_string();
+        assert!(message.contains("leaseTransitions is -1"), "{message}");
+    }
+
+    #[test]
     fn a_term_past_i32_max_is_refused_not_saturated() {
         assert_eq!(next_term(Some(MAX_TERM - 1), None), Ok(MAX_TERM));
         assert_eq!(
             next_term(Some(MAX_TERM), None),
-            Err(TermOverflow { term: MAX_TERM + 1 })
+            Err(TermOverflow::Above(MAX_TERM + 1))
         );
         assert_eq!(
             next_term(Some(1), Some(MAX_TERM)),
-            Err(TermOverflow { term: MAX_TERM + 1 })
+            Err(TermOverflow::Above(MAX_TERM + 1))
         );
         let held = create(
             "ns",

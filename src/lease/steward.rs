@@ -162,7 +162,7 @@ pub fn decide(input: &Input<'_>) -> Step {
             return Step::Release { hold };
         }
         // docs/PROTOCOL.md §8: hand over at once to the candidate Ready the longest.
-        return match record::next_term(record.map(|r| r.term), input.high_water) {
+        return match record::next_term_after(record, input.high_water) {
             Ok(term) => Step::Acquire {
                 term,
                 cause: Cause::Evidence,
@@ -235,6 +235,7 @@ mod tests {
             renew_time: None,
             lease_duration_seconds: Some(15),
             term,
+            negative_term: None,
             released_term: None,
             min_hold_until: None,
         }
@@ -471,11 +472,21 @@ mod tests {
             )
             .nobody_ready()
             .expect(Step::Release { hold: None }),
+            case(
+                "evidence never hands over above a negative term",
+                held(own).map(|mut r| {
+                    r.term = 0;
+                    r.negative_term = Some(-1);
+                    r
+                }),
+                Dead,
+            )
+            .expect(Step::TermExhausted(TermOverflow::Negative(-1))),
             case("a handover past i32::MAX is refused", held(own), Dead)
                 .high_water(record::MAX_TERM)
-                .expect(Step::TermExhausted(TermOverflow {
-                    term: record::MAX_TERM + 1,
-                })),
+                .expect(Step::TermExhausted(TermOverflow::Above(
+                    record::MAX_TERM + 1,
+                ))),
             case(
                 "an unmanaged Lease is a conflict",
                 Some(unmanaged),
