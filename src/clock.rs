@@ -4,6 +4,7 @@
 //! A holder that slept through its deadline must notice on wake-up, so every deadline is a
 //! [`BootInstant`].
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -15,17 +16,58 @@ use nix::time::{ClockId, clock_gettime};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BootInstant(Duration);
 
-/// Neither CLOCK_BOOTTIME nor CLOCK_MONOTONIC can be read (a seccomp policy, a broken kernel).
+/// No deadline can be judged: neither CLOCK_BOOTTIME nor CLOCK_MONOTONIC can be read (a seccomp
+/// policy, a broken kernel), or the clock this process chose stopped working.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "cannot read CLOCK_BOOTTIME ({boottime}) nor CLOCK_MONOTONIC ({monotonic}): no deadline can be judged"
-)]
-pub struct ClockError {
-    /// The error of CLOCK_BOOTTIME.
-    pub boottime: Errno,
-    /// The error of CLOCK_MONOTONIC.
-    pub monotonic: Errno,
+pub enum ClockError {
+    /// No clock could be read at the first read.
+    #[error(
+        "cannot read CLOCK_BOOTTIME ({boottime}) nor CLOCK_MONOTONIC ({monotonic}): no deadline can be judged"
+    )]
+    Neither {
+        /// The error of CLOCK_BOOTTIME.
+        boottime: Errno,
+        /// The error of CLOCK_MONOTONIC.
+        monotonic: Errno,
+    },
+    /// The clock chosen at the first read failed later. No other clock is read instead: its
+    /// instants are not comparable with the ones already taken.
+    #[error(
+        "cannot read {clock} ({errno}), the clock this process keeps time with: no deadline can be judged"
+    )]
+    Chosen {
+        /// The chosen clock.
+        clock: &'static str,
+        /// Its error.
+        errno: Errno,
+    },
 }
+
+/// A clock an instant is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Boottime,
+    Monotonic,
+}
+
+impl Source {
+    fn id(self) -> ClockId {
+        match self {
+            Self::Boottime => ClockId::CLOCK_BOOTTIME,
+            Self::Monotonic => ClockId::CLOCK_MONOTONIC,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Boottime => "CLOCK_BOOTTIME",
+            Self::Monotonic => "CLOCK_MONOTONIC",
+        }
+    }
+}
+
+/// The clock chosen by the first successful read, for the life of the process.
+static CHOSEN: OnceLock<Source> = OnceLock::new();
 
 /// Set once a clock read failed; never cleared.
 static FAILED: AtomicBool = AtomicBool::new(false);
@@ -36,21 +78,44 @@ pub fn failed() -> bool {
     FAILED.load(Ordering::Relaxed)
 }
 
-/// The instant from two readings: BOOTTIME, else MONOTONIC (which stops during suspend, the
-/// lesser evil), else an error.
+/// A reading of the `chosen` clock; when none is chosen yet, of BOOTTIME, else MONOTONIC (which
+/// stops during suspend, the lesser evil), with the clock it came from. A chosen clock that fails
+/// is an error, never a fallback: instants of two clocks must not be compared.
 fn from_readings(
-    boottime: Result<TimeSpec, Errno>,
-    monotonic: impl FnOnce() -> Result<TimeSpec, Errno>,
-) -> Result<BootInstant, ClockError> {
-    match boottime {
-        Ok(ts) => Ok(BootInstant(Duration::from(ts))),
-        Err(boottime) => match monotonic() {
-            Ok(ts) => Ok(BootInstant(Duration::from(ts))),
-            Err(monotonic) => Err(ClockError {
+    chosen: Option<Source>,
+    read: impl Fn(Source) -> Result<TimeSpec, Errno>,
+) -> Result<(Source, BootInstant), ClockError> {
+    let instant = |ts: TimeSpec| BootInstant(Duration::from(ts));
+    if let Some(clock) = chosen {
+        return read(clock)
+            .map(|ts| (clock, instant(ts)))
+            .map_err(|errno| ClockError::Chosen {
+                clock: clock.name(),
+                errno,
+            });
+    }
+    match read(Source::Boottime) {
+        Ok(ts) => Ok((Source::Boottime, instant(ts))),
+        Err(boottime) => match read(Source::Monotonic) {
+            Ok(ts) => Ok((Source::Monotonic, instant(ts))),
+            Err(monotonic) => Err(ClockError::Neither {
                 boottime,
                 monotonic,
             }),
         },
+    }
+}
+
+/// Now, on the process's clock, choosing it at the first successful read.
+fn read_chosen() -> Result<BootInstant, ClockError> {
+    let read = |source: Source| clock_gettime(source.id());
+    let (source, instant) = from_readings(CHOSEN.get().copied(), read)?;
+    let chosen = *CHOSEN.get_or_init(|| source);
+    if chosen == source {
+        Ok(instant)
+    } else {
+        // Another thread chose first, from the other clock.
+        from_readings(Some(chosen), read).map(|(_, instant)| instant)
     }
 }
 
@@ -62,9 +127,7 @@ impl BootInstant {
 
     /// Now, on CLOCK_BOOTTIME, or an error when no clock can be read.
     pub fn try_now() -> Result<Self, ClockError> {
-        let read = from_readings(clock_gettime(ClockId::CLOCK_BOOTTIME), || {
-            clock_gettime(ClockId::CLOCK_MONOTONIC)
-        });
+        let read = read_chosen();
         if read.is_err() {
             FAILED.store(true, Ordering::Relaxed);
         }
@@ -121,21 +184,35 @@ impl std::ops::Sub<Duration> for BootInstant {
 mod tests {
     use super::*;
 
+    fn clocks(
+        boottime: Result<i64, Errno>,
+        monotonic: Result<i64, Errno>,
+    ) -> impl Fn(Source) -> Result<TimeSpec, Errno> {
+        move |source| {
+            match source {
+                Source::Boottime => boottime,
+                Source::Monotonic => monotonic,
+            }
+            .map(|secs| TimeSpec::new(secs, 0))
+        }
+    }
+
+    fn secs(secs: u64) -> BootInstant {
+        BootInstant::from_since_boot(Duration::from_secs(secs))
+    }
+
     #[test]
     fn a_clock_that_cannot_be_read_is_an_error_never_zero() {
-        let failed = from_readings(Err(Errno::EPERM), || Err(Errno::ENOSYS));
+        let failed = from_readings(None, clocks(Err(Errno::EPERM), Err(Errno::ENOSYS)));
         assert_eq!(
             failed,
-            Err(ClockError {
+            Err(ClockError::Neither {
                 boottime: Errno::EPERM,
                 monotonic: Errno::ENOSYS
             })
         );
-        let monotonic = from_readings(Err(Errno::EINVAL), || Ok(TimeSpec::new(5, 0)));
-        assert_eq!(
-            monotonic,
-            Ok(BootInstant::from_since_boot(Duration::from_secs(5)))
-        );
+        let monotonic = from_readings(None, clocks(Err(Errno::EINVAL), Ok(5)));
+        assert_eq!(monotonic, Ok((Source::Monotonic, secs(5))));
         // What `now()` gives on failure: every deadline, however far, has passed.
         let far_deadline = BootInstant::from_since_boot(Duration::from_secs(1 << 40));
         assert!(BootInstant::FAILED >= far_deadline);
@@ -143,6 +220,27 @@ mod tests {
             far_deadline.saturating_duration_since(BootInstant::FAILED),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn the_clock_is_chosen_once_and_never_falls_back() {
+        // The first read chooses BOOTTIME when it works ...
+        let first = from_readings(None, clocks(Ok(100), Ok(5)));
+        assert_eq!(first, Ok((Source::Boottime, secs(100))));
+        // ... and a later BOOTTIME failure is an error, not a jump to MONOTONIC.
+        let later = from_readings(Some(Source::Boottime), clocks(Err(Errno::EINVAL), Ok(5)));
+        assert_eq!(
+            later,
+            Err(ClockError::Chosen {
+                clock: "CLOCK_BOOTTIME",
+                errno: Errno::EINVAL
+            })
+        );
+        // A process that chose MONOTONIC stays on it when BOOTTIME comes back.
+        let stays = from_readings(Some(Source::Monotonic), clocks(Ok(100), Ok(6)));
+        assert_eq!(stays, Ok((Source::Monotonic, secs(6))));
+        let message = later.unwrap_err().to_string();
+        assert!(message.contains("CLOCK_BOOTTIME"), "{message}");
     }
 
     #[test]
