@@ -7,6 +7,8 @@
 //! deadline, so that a write in flight is abandoned at the deadline: a controller that loses its
 //! own Lease stops writing before another replica can start (docs/PROTOCOL.md §4).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -40,13 +42,24 @@ impl Permit {
 #[derive(Debug, Clone)]
 pub struct Leadership {
     deadline: watch::Receiver<Option<BootInstant>>,
+    /// How many times this replica started leading: what it remembers writing is only
+    /// trusted within one tenure (another replica may have written in between).
+    tenure: Arc<AtomicU64>,
 }
 
 impl Leadership {
     /// A leadership that always leads until `deadline` changes: for tests and for a single
     /// replica that needs no election.
     pub fn fixed(deadline: watch::Receiver<Option<BootInstant>>) -> Self {
-        Self { deadline }
+        Self {
+            deadline,
+            tenure: Arc::default(),
+        }
+    }
+
+    /// The current tenure: it changes each time this replica starts leading.
+    pub fn tenure(&self) -> u64 {
+        self.tenure.load(Ordering::SeqCst)
     }
 
     /// Leave to write, if this replica leads and its deadline has not passed.
@@ -73,6 +86,8 @@ impl Leadership {
         mut shutdown: watch::Receiver<bool>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
+        let tenure = Arc::new(AtomicU64::new(0));
+        let tenure_out = Arc::clone(&tenure);
         let span = tracing::info_span!("leadership", identity = %config.candidate.identity);
         let task = tokio::spawn(
             async move {
@@ -85,6 +100,10 @@ impl Leadership {
                         let current = state.borrow_and_update().clone();
                         match current {
                             LeaderState::Leading { deadline, .. } => {
+                                if !led {
+                                    // Before the first permit of this tenure.
+                                    tenure.fetch_add(1, Ordering::SeqCst);
+                                }
                                 tx.send_replace(Some(deadline));
                                 if !led {
                                     led = true;
@@ -129,7 +148,13 @@ impl Leadership {
             }
             .instrument(span),
         );
-        (Self { deadline: rx }, task)
+        (
+            Self {
+                deadline: rx,
+                tenure: tenure_out,
+            },
+            task,
+        )
     }
 }
 

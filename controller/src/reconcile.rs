@@ -143,9 +143,10 @@ struct PoolMemory {
     warned: HashSet<String>,
     /// The Lease was absent after a holder was known: the last lease duration seen.
     last_lease_duration: Option<Duration>,
-    /// Roles we wrote, by pod UID, with the resourceVersion of our write: the store may not
-    /// show them yet, and a demotion must never be skipped because of a stale view.
-    roles: HashMap<String, (Role, u64)>,
+    /// Roles we wrote, by pod UID, with the resourceVersion of our write and the leadership
+    /// tenure it was written in: the store may not show them yet, and a demotion must never be
+    /// skipped because of a stale view.
+    roles: HashMap<String, (Role, u64, u64)>,
 }
 
 /// Shared state of every reconcile.
@@ -365,7 +366,7 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
     ctx.with_memory(&key, |m| {
         m.roles.retain(|uid, _| pods.iter().any(|p| &p.uid == uid));
         for pod in &mut pods {
-            if let Some((role, rv)) = m.roles.get(&pod.uid)
+            if let Some((role, rv, _)) = m.roles.get(&pod.uid)
                 && *rv > pod.resource_version
             {
                 pod.role_annotation = Some(role.as_str().to_owned());
@@ -585,7 +586,11 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
 
     // 3. Roles: demotions first; the promotion only once every demotion is written.
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    for change in roles::changes(&view.pods, &pool, leader_uid.as_deref()) {
+    let written = wrote_follower(ctx, &key);
+    let changes = roles::changes(&view.pods, &pool, leader_uid.as_deref(), |uid| {
+        written.contains(uid)
+    });
+    for change in changes {
         let permit = ctx.leadership.permit()?;
         let patch = change.patch(&pool);
         let result = bounded(
@@ -598,12 +603,15 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
             pool: pool.clone(),
         })?;
         match result {
-            Ok(_) => debug!(
-                pool,
-                pod = change.pod,
-                role = change.role.as_str(),
-                "role written"
-            ),
+            Ok(pod) => {
+                remember_role(ctx, &key, &change.uid, change.role, &pod);
+                debug!(
+                    pool,
+                    pod = change.pod,
+                    role = change.role.as_str(),
+                    "role written"
+                );
+            }
             // The pod is gone: nothing to label.
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(source) => {
@@ -878,9 +886,22 @@ fn remember_role(ctx: &Context, key: &(String, String), uid: &str, role: Role, w
         .as_deref()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let tenure = ctx.leadership.tenure();
     ctx.with_memory(key, |m| {
-        m.roles.insert(uid.to_owned(), (role, rv));
+        m.roles.insert(uid.to_owned(), (role, rv, tenure));
     });
+}
+
+/// The pods of the pool this replica wrote `follower` on in its current tenure.
+fn wrote_follower(ctx: &Context, key: &(String, String)) -> HashSet<String> {
+    let tenure = ctx.leadership.tenure();
+    ctx.with_memory(key, |m| {
+        m.roles
+            .iter()
+            .filter(|(_, (role, _, t))| *role == Role::Follower && *t == tenure)
+            .map(|(uid, _)| uid.clone())
+            .collect()
+    })
 }
 
 /// Writes `follower` on every pod of the pool that shows `leader` and is not `keep`.
@@ -892,35 +913,23 @@ async fn demote_others(
     keep: &str,
 ) -> Result<(), WriteOutcome> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let leaders = view.pods.iter().filter(|p| {
-        p.uid != keep
-            && roles::is_member(p, pool)
-            && (p.role_label.as_deref() == Some("leader")
-                || p.role_annotation.as_deref() == Some("leader"))
-    });
-    for pod in leaders {
-        let change = roles::RoleChange {
-            pod: pod.name.clone(),
-            uid: pod.uid.clone(),
-            role: Role::Follower,
-        };
+    let key = (namespace.to_owned(), pool.to_owned());
+    let written = wrote_follower(ctx, &key);
+    for change in roles::demotions_before(&view.pods, pool, keep, |uid| written.contains(uid)) {
         let permit = ctx.leadership.permit()?;
         let patch = change.patch(pool);
         match bounded(
             permit,
-            api.patch(&pod.name, &PatchParams::default(), &Patch::Merge(&patch)),
+            api.patch(&change.pod, &PatchParams::default(), &Patch::Merge(&patch)),
         )
         .await
         {
-            Some(Ok(written)) => {
-                let key = (namespace.to_owned(), pool.to_owned());
-                remember_role(ctx, &key, &pod.uid, Role::Follower, &written);
-            }
+            Some(Ok(pod)) => remember_role(ctx, &key, &change.uid, Role::Follower, &pod),
             Some(Err(kube::Error::Api(s))) if s.code == 404 => {}
             Some(Err(source)) => {
                 return Err(WriteOutcome::Failed(Box::new(ReconcileError::WriteRole {
                     namespace: namespace.to_owned(),
-                    pod: pod.name.clone(),
+                    pod: change.pod.clone(),
                     source,
                 })));
             }

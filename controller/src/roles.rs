@@ -55,39 +55,79 @@ pub fn is_member(pod: &PodView, pool: &str) -> bool {
     pod.pool.as_deref() == Some(pool) && pod.join
 }
 
+fn shows(pod: &PodView, pool: &str, role: Role) -> bool {
+    pod.role_annotation.as_deref() == Some(role.as_str())
+        && pod.role_label.as_deref() == Some(role.as_str())
+        && pod.pool_label.as_deref() == Some(pool)
+}
+
+fn follower(pod: &PodView) -> RoleChange {
+    RoleChange {
+        pod: pod.name.clone(),
+        uid: pod.uid.clone(),
+        role: Role::Follower,
+    }
+}
+
 /// The patches that bring the pool's pods to `leader` (a pod UID, or nobody): demotions first,
-/// then the promotion. Pods already right get no patch.
+/// then the promotion. In steady state, pods already right get no patch. Before a promotion,
+/// every other member is demoted unless this replica wrote `follower` on it itself
+/// (`wrote_follower`, by pod UID): a stale pod store may show `follower` on a pod that another
+/// controller replica labelled `leader`.
 pub fn changes<'a>(
     pods: impl IntoIterator<Item = &'a PodView>,
     pool: &str,
     leader: Option<&str>,
+    wrote_follower: impl Fn(&str) -> bool,
 ) -> Vec<RoleChange> {
-    let mut demote = Vec::new();
-    let mut promote = Vec::new();
-    for pod in pods.into_iter().filter(|p| is_member(p, pool)) {
-        let role = if Some(pod.uid.as_str()) == leader {
-            Role::Leader
-        } else {
-            Role::Follower
-        };
-        let written = pod.role_annotation.as_deref() == Some(role.as_str())
-            && pod.role_label.as_deref() == Some(role.as_str())
-            && pod.pool_label.as_deref() == Some(pool);
-        if written {
-            continue;
-        }
-        let change = RoleChange {
-            pod: pod.name.clone(),
-            uid: pod.uid.clone(),
-            role,
-        };
-        match role {
-            Role::Follower => demote.push(change),
-            Role::Leader => promote.push(change),
-        }
-    }
+    let members: Vec<&PodView> = pods.into_iter().filter(|p| is_member(p, pool)).collect();
+    let promote: Vec<RoleChange> = members
+        .iter()
+        .filter(|p| Some(p.uid.as_str()) == leader && !shows(p, pool, Role::Leader))
+        .map(|p| RoleChange {
+            pod: p.name.clone(),
+            uid: p.uid.clone(),
+            role: Role::Leader,
+        })
+        .collect();
+    let mut changes = demotions(
+        members.iter().copied(),
+        pool,
+        leader,
+        !promote.is_empty(),
+        wrote_follower,
+    );
+    changes.extend(promote);
+    changes
+}
+
+/// The demotions before the Lease names `keep` (a pod UID): every other member, unless this
+/// replica wrote `follower` on it itself (see [`changes`]).
+pub fn demotions_before<'a>(
+    pods: impl IntoIterator<Item = &'a PodView>,
+    pool: &str,
+    keep: &str,
+    wrote_follower: impl Fn(&str) -> bool,
+) -> Vec<RoleChange> {
+    let members = pods.into_iter().filter(|p| is_member(p, pool));
+    demotions(members, pool, Some(keep), true, wrote_follower)
+}
+
+fn demotions<'a>(
+    members: impl Iterator<Item = &'a PodView>,
+    pool: &str,
+    leader: Option<&str>,
+    promoting: bool,
+    wrote_follower: impl Fn(&str) -> bool,
+) -> Vec<RoleChange> {
+    let mut demote: Vec<RoleChange> = members
+        .filter(|p| Some(p.uid.as_str()) != leader)
+        .filter(|p| {
+            !shows(p, pool, Role::Follower) || (promoting && !wrote_follower(p.uid.as_str()))
+        })
+        .map(follower)
+        .collect();
     demote.sort_by(|a, b| a.pod.cmp(&b.pod));
-    demote.extend(promote);
     demote
 }
 
@@ -166,13 +206,48 @@ mod tests {
             ),
         ];
         for (name, pods, leader, expect) in cases {
-            let got = changes(&pods, "pool", leader);
+            let got = changes(&pods, "pool", leader, |_| true);
             let expect: Vec<(String, &str)> = expect
                 .into_iter()
                 .map(|(p, r)| (p.to_string(), r))
                 .collect();
             assert_eq!(summary(&got), expect, "case: {name}");
         }
+    }
+
+    #[test]
+    fn a_promotion_demotes_every_member_this_replica_did_not_write_follower_on() {
+        // The store is stale: "a" shows follower, but another replica may have labelled it leader.
+        let stale = [
+            candidate("a").ready(0).role("follower"),
+            candidate("b").ready(1).role("follower"),
+            candidate("c").ready(2).role("follower"),
+        ];
+        let nothing_written = |_: &str| false;
+        assert_eq!(
+            summary(&changes(&stale, "pool", Some("uid-c"), nothing_written)),
+            vec![
+                ("a".to_string(), "follower"),
+                ("b".to_string(), "follower"),
+                ("c".to_string(), "leader")
+            ]
+        );
+        // What this replica wrote itself is trusted.
+        let wrote_b = |uid: &str| uid == "uid-b";
+        assert_eq!(
+            summary(&changes(&stale, "pool", Some("uid-c"), wrote_b)),
+            vec![("a".to_string(), "follower"), ("c".to_string(), "leader")]
+        );
+        assert_eq!(
+            summary(&demotions_before(&stale, "pool", "uid-c", wrote_b)),
+            vec![("a".to_string(), "follower")]
+        );
+        // Steady state (the leader already shows leader): writes only on change.
+        let settled = [
+            candidate("a").ready(0).role("follower"),
+            candidate("c").ready(2).role("leader"),
+        ];
+        assert!(changes(&settled, "pool", Some("uid-c"), nothing_written).is_empty());
     }
 
     #[test]
