@@ -133,6 +133,9 @@ struct PoolMemory {
     stopped: Option<String>,
     /// The live holder last reported: (pod name, UID, term).
     leader: Option<(String, String, u64)>,
+    /// The highest term seen on the pool's Lease in any watch event or write response: part
+    /// of the high-water mark before `status.term` catches up (docs/PROTOCOL.md §3).
+    max_term: Option<u64>,
     /// When the pool lost its live holder (for the failover histogram) and why.
     lost_at: Option<Instant>,
     /// The evidence last seen against the holder (the cause of the next transition).
@@ -197,6 +200,21 @@ impl Context {
         }
     }
 
+    /// Notes the term of a zen-lead Lease seen in a watch event (or written), for the pool's
+    /// high-water mark.
+    pub fn saw_lease(&self, lease: &Lease) {
+        let (Some(namespace), Some(pool)) = (&lease.metadata.namespace, &lease.metadata.name)
+        else {
+            return;
+        };
+        let record = LeaseRecord::from_lease(lease);
+        if !record.managed {
+            return;
+        }
+        let key = (namespace.clone(), pool.clone());
+        self.with_memory(&key, |m| m.max_term = m.max_term.max(Some(record.term)));
+    }
+
     fn with_memory<T>(&self, key: &(String, String), f: impl FnOnce(&mut PoolMemory) -> T) -> T {
         let mut memory = self
             .memory
@@ -204,6 +222,19 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(memory.entry(key.clone()).or_default())
     }
+}
+
+/// The pool's high-water mark (docs/PROTOCOL.md §3): `status.term`, the observed record's term,
+/// and the highest term this replica saw on the Lease (`status.term` is written after the fact).
+fn high_water(
+    status_term: Option<i64>,
+    record: Option<&LeaseRecord>,
+    seen: Option<u64>,
+) -> Option<u64> {
+    status_term
+        .and_then(|t| u64::try_from(t).ok())
+        .max(record.map(|r| r.term))
+        .max(seen)
 }
 
 fn resource_version(lease: &Lease) -> u64 {
@@ -438,17 +469,17 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         _ => None,
     };
     let successor = election::successor(&view.pods, strategy, exclude);
-    let high_water = policy
-        .status
-        .as_ref()
-        .and_then(|s| s.term)
-        .and_then(|t| u64::try_from(t).ok());
+    let seen = ctx.with_memory(&key, |m| {
+        m.max_term = m.max_term.max(view.record.as_ref().map(|r| r.term));
+        m.max_term
+    });
+    let status_term = policy.status.as_ref().and_then(|s| s.term);
     let plan = steward::decide(&steward::Input {
         record: view.record.as_ref(),
         first_seen,
         holder: holder.steward(),
         successor: successor.is_some(),
-        high_water: high_water.max(view.record.as_ref().map(|r| r.term)),
+        high_water: high_water(status_term, view.record.as_ref(), seen),
         last_lease_duration,
         last_renewal,
         timing,
@@ -499,6 +530,7 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         .await
         {
             Ok(Some((lease, sent, written_cause))) => {
+                ctx.saw_lease(&lease);
                 cause = written_cause;
                 wrote = Some((lease, sent));
             }
@@ -575,6 +607,7 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         ready,
         conflict,
         missing_identities: &missing,
+        seen_term: ctx.with_memory(&key, |m| m.max_term),
         now: jiff::Timestamp::now(),
     };
     let live = status_input.live();
@@ -1275,6 +1308,26 @@ mod tests {
         assert!(!taken(a("s1", 4), a("s1", 5)), "a new term");
         assert!(!taken(a("s1", 4), None), "nobody holds");
         assert!(baseline_at(a("s1", 4).as_ref(), a("s1", 4).as_ref(), None).is_none());
+    }
+
+    #[test]
+    fn the_high_water_mark_includes_every_term_seen_before_the_status_catches_up() {
+        let record = |term| {
+            let lease = Lease {
+                spec: Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+                    lease_transitions: Some(term),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            LeaseRecord::from_lease(&lease)
+        };
+        // The Lease went to term 9, then was deleted and recreated at 1; status still says 3.
+        assert_eq!(high_water(Some(3), Some(&record(1)), Some(9)), Some(9));
+        assert_eq!(high_water(Some(3), None, Some(9)), Some(9));
+        assert_eq!(high_water(Some(12), Some(&record(1)), Some(9)), Some(12));
+        assert_eq!(high_water(None, Some(&record(4)), None), Some(4));
+        assert_eq!(high_water(Some(-1), None, None), None);
     }
 
     #[test]

@@ -220,6 +220,7 @@ pub async fn run_with_client(
             let _ = stop_tx.send(true);
         });
     }
+    let lease_ctx = ctx.clone();
     let mut stopping = stop_tx.subscribe();
     let stop = async move {
         let _ = stopping.wait_for(|stop| *stop).await;
@@ -234,7 +235,8 @@ pub async fn run_with_client(
             let _ = orphan_tx.send(view);
             target
         })
-        .watches_stream(lease_stream, |lease: Lease| {
+        .watches_stream(lease_stream, move |lease: Lease| {
+            lease_ctx.saw_lease(&lease);
             let name = lease.metadata.name?;
             let namespace = lease.metadata.namespace?;
             Some(ObjectRef::new(&name).within(&namespace))

@@ -67,6 +67,8 @@ pub struct Input<'a> {
     pub conflict: bool,
     /// Candidates of a `custom` pool without an identity (pod names).
     pub missing_identities: &'a [String],
+    /// The highest term the controller saw on the Lease (watch events, its own writes).
+    pub seen_term: Option<u64>,
     /// Now, on the wall clock (condition and transition timestamps only).
     pub now: jiff::Timestamp,
 }
@@ -210,11 +212,11 @@ pub fn compute(input: &Input<'_>) -> LeaderPolicyStatus {
     } else {
         Some(Time(input.now))
     };
-    let term = previous.and_then(|p| p.term).max(
-        input
-            .record
-            .map(|r| i64::try_from(r.term).unwrap_or(i64::MAX)),
-    );
+    let as_i64 = |term: u64| i64::try_from(term).unwrap_or(i64::MAX);
+    let term = previous
+        .and_then(|p| p.term)
+        .max(input.record.map(|r| as_i64(r.term)))
+        .max(input.seen_term.map(as_i64));
     let generation = input.generation;
     let (elected, why, message) = leader_elected(input);
     let mut conditions = vec![
@@ -344,6 +346,7 @@ mod tests {
             ready: 3,
             conflict: false,
             missing_identities: &[],
+            seen_term: None,
             now: ts(10),
         }
     }
@@ -558,6 +561,13 @@ mod tests {
             ..input(&spec, None)
         });
         assert_eq!(status.term, Some(9));
+        // A term seen on the Lease but gone from it (deleted, recreated) still counts.
+        let status = compute(&Input {
+            previous: Some(&previous),
+            seen_term: Some(12),
+            ..input(&spec, Some(&rec))
+        });
+        assert_eq!(status.term, Some(12));
     }
 
     #[test]
