@@ -97,6 +97,7 @@ fn cronjob_skip_example_one_tick_many_copies_one_run() {
         Resolves::with_exec().and("/app/report", report)
     });
     run.apply_example("cronjob-skip.yaml");
+    run.suspend_cronjob("nightly-report");
     let copies = ["tick-a", "tick-b", "tick-c"];
     let mut started: Vec<std::process::Child> = copies
         .iter()
@@ -187,6 +188,7 @@ fn cronjob_gate_example_one_tick_many_copies_one_run_then_the_next_run_leads() {
             .and_then(|r| r.holder)
     });
     run.apply_example("cronjob-gate.yaml");
+    run.suspend_cronjob("billing-export");
 
     let copies = ["tick-a", "tick-b", "tick-c"];
     let mut started: Vec<std::process::Child> = copies

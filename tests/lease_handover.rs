@@ -1,5 +1,5 @@
 //! Handovers against the testkit API server: controller handover (docs/PROTOCOL.md §8), gate mode,
-//! `--min-hold` release, and a restarted process with the same identity (§3.7).
+//! `--min-hold` release, and a restarted process with the same identity (PROTOCOL.md §7).
 
 mod common;
 

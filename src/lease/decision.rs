@@ -1,7 +1,7 @@
 //! The pure decision core of the Lease protocol (docs/PROTOCOL.md).
 //!
 //! Given the observed record, what this candidate knows and the BOOTTIME clock, decide the next
-//! step. No I/O and no clock reads: every rule of §3 that can be decided without the network is
+//! step. No I/O and no clock reads: every rule of the protocol that can be decided without the network is
 //! decided here and tested table-driven.
 
 use std::time::Duration;
@@ -134,7 +134,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
     } = *input;
 
     if let Some(leadership) = leading {
-        // §3.4: judged first, so that a wake-up from a pause past the deadline means lost even
+        // PROTOCOL.md §4: judged first, so that a wake-up from a pause past the deadline means lost even
         // if the record still names us and a renewal would succeed.
         if now >= leadership.deadline(&timing) {
             return Decision::Lost(LostReason::RenewDeadline);
@@ -156,7 +156,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
     }
 
     let Some(record) = record else {
-        // §3.2: only a pool this candidate never saw a trace of is created at once. A Lease that
+        // PROTOCOL.md §2: only a pool this candidate never saw a trace of is created at once. A Lease that
         // vanished (`kubectl delete lease`) may have had a holder that is still stopping its
         // work: wait it out for the lease duration, from when the absence was seen.
         if high_water_term.is_none() && last_lease_duration.is_none() {
@@ -168,7 +168,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
             .max(timing.lease_duration);
         let until = first_seen + duration;
         if now >= until {
-            // §3.3: a recreated Lease continues above the high-water mark.
+            // PROTOCOL.md §3: a recreated Lease continues above the high-water mark.
             return with_next_term(None, high_water_term, |term| Decision::Create { term });
         }
         return Decision::Wait { until };
@@ -176,14 +176,14 @@ pub fn decide(input: &Input<'_>) -> Decision {
     if !record.managed {
         return Decision::Conflict;
     }
-    // §3: a negative term (a hand edit) read as 0 would restart the terms: it is waited on like
+    // PROTOCOL.md §3: a negative term (a hand edit) read as 0 would restart the terms: it is waited on like
     // any record, but never taken.
     let acquire = || match record::next_term_after(Some(record), high_water_term) {
         Ok(term) => Decision::Acquire { term },
         Err(overflow) => Decision::TermExhausted(overflow),
     };
     if record.is_released() {
-        // §3.2, §3.5: a release marked by the holder that ended this term is free at once.
+        // PROTOCOL.md §2, §5: a release marked by the holder that ended this term is free at once.
         return acquire();
     }
     if is_our_session(record, candidate) {
@@ -197,11 +197,11 @@ pub fn decide(input: &Input<'_>) -> Decision {
         }
         return Decision::TakeOver { term: record.term };
     }
-    // §3.2, §3.7: anyone else (including the same identity with another session or pod UID),
+    // PROTOCOL.md §2, §7: anyone else (including the same identity with another session or pod UID),
     // and an empty holder without the release marker (cleared by hand), holds it until the
     // record has stayed unchanged for its lease duration on our clock.
     let expires = first_seen + record.lease_duration(timing.lease_duration);
-    // §3.5: a finished holder's min-hold ends when the API server's clock says so; its work has
+    // PROTOCOL.md §5: a finished holder's min-hold ends when the API server's clock says so; its work has
     // already stopped, so this is de-duplication only.
     let until = match (record.min_hold_release(), hold_ends) {
         (Some(_), Some(hold_ends)) => hold_ends.min(expires),
@@ -384,7 +384,7 @@ mod tests {
     fn decision_table() {
         use Decision::*;
         let cases = vec![
-            // Creation and terms (§3.3).
+            // Creation and terms (PROTOCOL.md §3).
             Case::new(
                 "absent lease is created with term 1",
                 None,
@@ -405,7 +405,7 @@ mod tests {
                 Acquire { term: 10 },
             )
             .high_water(9),
-            // Only a real release is free (§3.2, §3.5).
+            // Only a real release is free (PROTOCOL.md §2, §5).
             Case::new(
                 "release marked for its own term is taken at once",
                 Some(R::released()),
@@ -467,7 +467,7 @@ mod tests {
                 Wait { until: at(15) },
             )
             .high_water(7),
-            // Min-hold (§3.5): de-duplication, judged on the API server's clock.
+            // Min-hold (PROTOCOL.md §5): de-duplication, judged on the API server's clock.
             Case::new(
                 "copy within a finished holder's min-hold waits for its end",
                 Some(R::held_by("pod-b").duration(600).min_hold()),
@@ -499,7 +499,7 @@ mod tests {
                 Wait { until: at(15) },
             )
             .hold_ends(at(0)),
-            // Terms never pass i32::MAX, never repeat (§3.3).
+            // Terms never pass i32::MAX, never repeat (PROTOCOL.md §3).
             Case::new(
                 "acquisition past i32::MAX is refused",
                 Some(R::empty().term(record::MAX_TERM).marker(record::MAX_TERM)),
@@ -532,7 +532,7 @@ mod tests {
                 TermExhausted(TermOverflow::Above(record::MAX_TERM + 1)),
             )
             .high_water(record::MAX_TERM),
-            // A negative term (hand edit) is never taken as term 0 (§3.3).
+            // A negative term (hand edit) is never taken as term 0 (PROTOCOL.md §3).
             Case::new(
                 "a released record with a negative term is refused",
                 Some(R::empty().negative(-1).marker(0)),
@@ -568,7 +568,7 @@ mod tests {
                 at(0),
                 TermExhausted(TermOverflow::Negative(-1)),
             ),
-            // Local expiry (§3.2).
+            // Local expiry (PROTOCOL.md §2).
             Case::new(
                 "held lease is not taken before it stayed unchanged for its duration",
                 Some(R::held_by("pod-b")),
@@ -601,7 +601,7 @@ mod tests {
                 at(3600),
                 Acquire { term: 5 },
             ),
-            // Identity (§3.7).
+            // Identity (PROTOCOL.md §7).
             Case::new(
                 "same identity with a new session waits",
                 Some(
@@ -624,7 +624,7 @@ mod tests {
                 at(0),
                 Acquire { term: 5 },
             ),
-            // Controller handover (§3.8).
+            // Controller handover (PROTOCOL.md §8).
             Case::new(
                 "handover naming us and our uid is taken over",
                 Some(R::held_by("pod-a").uid(Some("uid-a")).by_controller()),
@@ -659,7 +659,7 @@ mod tests {
                 pod_uid: None,
                 ..me()
             }),
-            // Unmanaged (§3).
+            // Unmanaged (docs/PROTOCOL.md, The record).
             Case::new(
                 "unmanaged released lease is a conflict",
                 Some(R::released().unmanaged()),
@@ -672,7 +672,7 @@ mod tests {
                 at(100),
                 Conflict,
             ),
-            // Holder (§3.4).
+            // Holder (PROTOCOL.md §4).
             Case::new(
                 "holder renews a retry period after its last success",
                 Some(R::mine()),

@@ -1,5 +1,5 @@
 //! The elector task: observes the pool's Lease (list + watch, no polling: docs/PROTOCOL.md §6), keeps the
-//! local expiry timer on BOOTTIME, makes conditional writes (§3.1), renews, steps down, releases.
+//! local expiry timer on BOOTTIME, makes conditional writes (PROTOCOL.md §1), renews, steps down, releases.
 //!
 //! The decisions themselves are made by [`super::decision::decide`]; this module only performs
 //! I/O and feeds the decision core with observations and clock readings.
@@ -297,10 +297,10 @@ pub(crate) struct Driver {
     /// When we sent the write that acquired the lease (for `min_hold`).
     acquired_at: Option<BootInstant>,
     high_water: Option<u64>,
-    /// The lease duration of the last record seen, kept when the Lease vanishes (§3.2).
+    /// The lease duration of the last record seen, kept when the Lease vanishes (PROTOCOL.md §2).
     last_lease_duration: Option<Duration>,
     /// For a finished holder's min-hold record: when the hold ends on our clock, once judged
-    /// (from the API server's clock, §3.5).
+    /// (from the API server's clock, PROTOCOL.md §5).
     hold_ends: Option<BootInstant>,
     failures: u32,
     /// No write before this instant (backoff after a failure).
@@ -371,16 +371,16 @@ impl Driver {
         }
         let record = lease.as_ref().map(LeaseRecord::from_lease);
         if let Some(record) = &record {
-            // §3.3: without a controller's high-water mark, the highest term we saw is still a
+            // PROTOCOL.md §3: without a controller's high-water mark, the highest term we saw is still a
             // floor for a Lease that is deleted and recreated.
             self.high_water = self.high_water.max(Some(record.term));
-            // §3.2: a Lease deleted after this is waited out for this duration.
+            // PROTOCOL.md §2: a Lease deleted after this is waited out for this duration.
             self.last_lease_duration =
                 Some(record.lease_duration(self.config.timing.lease_duration));
         }
         let key = record.as_ref().map(LeaseRecord::key);
         if key != self.key || self.record.is_none() != record.is_none() {
-            // §3.2: a changed record restarts the local expiry timer.
+            // PROTOCOL.md §2: a changed record restarts the local expiry timer.
             self.first_seen = BootInstant::now();
             self.key = key;
             self.hold_ends = None;
@@ -489,7 +489,7 @@ impl Driver {
         }
     }
 
-    /// One conditional write (§3.1).
+    /// One conditional write (PROTOCOL.md §1).
     async fn write(&mut self, kind: Write) -> Result<(), LeaseError> {
         let timing = self.config.timing;
         let now = jiff::Timestamp::now();
@@ -617,7 +617,7 @@ impl Driver {
         }
     }
 
-    /// The API server's clock, or the node's wall clock when it cannot be read (§3.5).
+    /// The API server's clock, or the node's wall clock when it cannot be read (PROTOCOL.md §5).
     async fn server_time(&self) -> ServerTime {
         let read = server_clock::read(
             &self.client,
@@ -634,7 +634,7 @@ impl Driver {
         })
     }
 
-    /// §3.5: for a finished holder's min-hold record, judge once when the hold ends.
+    /// PROTOCOL.md §5: for a finished holder's min-hold record, judge once when the hold ends.
     async fn judge_min_hold(&mut self) {
         let Some(hold_until) = self.record.as_ref().and_then(LeaseRecord::min_hold_release) else {
             return;
@@ -688,7 +688,7 @@ impl Driver {
         Ok(false)
     }
 
-    /// §3.5: empty the holder in one conditional write, or with `min_hold` (when honoured) keep
+    /// PROTOCOL.md §5: empty the holder in one conditional write, or with `min_hold` (when honoured) keep
     /// it held until `acquireTime + min_hold`.
     async fn release(&mut self, honour_hold: bool) -> Result<(), LeaseError> {
         if self.leading.is_none() {
@@ -722,7 +722,7 @@ impl Driver {
 
     /// The end of this term's `--min-hold` on the API server's clock, and the hold left on our
     /// clock; `None` when there is none left. The hold is measured on BOOTTIME from when we sent
-    /// the acquisition, and placed on the server's clock with one reading of its `Date` (§3.5).
+    /// the acquisition, and placed on the server's clock with one reading of its `Date` (PROTOCOL.md §5).
     async fn min_hold_until(&self) -> Option<(jiff::Timestamp, Duration)> {
         let (min_hold, acquired_at) = self.config.min_hold.zip(self.acquired_at)?;
         let remaining = (acquired_at + min_hold).remaining();
@@ -863,7 +863,7 @@ impl Driver {
                 }
                 Decision::Create { term } => {
                     // The controller may have raised the high-water mark since we last looked;
-                    // if so, decide again with it (a known mark also means waiting, §3.2).
+                    // if so, decide again with it (a known mark also means waiting, PROTOCOL.md §2).
                     let before = self.high_water;
                     self.read_high_water().await;
                     if self.high_water == before {

@@ -101,6 +101,20 @@ impl ExampleRun {
         self.kubectl_ok(&["apply", "-f", &format!("examples/{name}")]);
     }
 
+    /// Suspends CronJob `name`: a test that triggers runs by hand (`kubectl create job
+    /// --from=cronjob/...`, which a suspended CronJob still allows) must not also get the
+    /// schedule's own ticks, which come on the wall clock.
+    pub fn suspend_cronjob(&self, name: &str) {
+        self.kubectl_ok(&[
+            "patch",
+            "cronjob",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":true}}"#,
+        ]);
+    }
+
     /// Names of the pods matching `selector` that are not being deleted.
     pub fn live_pods(&self, selector: &str) -> Vec<String> {
         self.kubectl_ok(&[
