@@ -247,6 +247,7 @@ async fn one(bench: &Bench<'_>, kind: Kind, managed: Managed, round: usize) -> R
     for c in &mut candidates {
         c.kill();
     }
+    tokio::time::sleep(crate::safety::DRAIN).await;
     let intervals: Vec<_> = candidates
         .iter()
         .map(|c| beliefs::intervals(&c.samples(), Duration::from_secs(1)))

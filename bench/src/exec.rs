@@ -255,31 +255,20 @@ fn is_stripped(bin: &Path) -> bool {
 /// The binary given, or else `zen-lead-exec` built (or found up to date) with the root
 /// package's release profile, which is the one shipped.
 pub fn ensure_binary(bin: Option<&Path>) -> Result<PathBuf, MeasureError> {
-    ensure_workspace_binary(bin, "zen-lead", "zen-lead-exec")
+    ensure_workspace_binary(bin, "zen-lead-exec")
 }
 
-/// The binary given, or else `name` of the main workspace's package `package`, built (or found
-/// up to date) into its `target/release/`.
-pub fn ensure_workspace_binary(
-    bin: Option<&Path>,
-    package: &str,
-    name: &str,
-) -> Result<PathBuf, MeasureError> {
+/// The binary given, or else `name` of the main workspace, built (or found up to date) into its
+/// `target/release/` with `cargo build --release --workspace --bins`: the documented build, so
+/// that its feature set matches and nothing is built twice.
+pub fn ensure_workspace_binary(bin: Option<&Path>, name: &str) -> Result<PathBuf, MeasureError> {
     let bin = match bin {
         Some(bin) => bin.to_path_buf(),
         None => {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             tracing::info!("building {name} (release)");
             let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-                .args([
-                    "build",
-                    "--quiet",
-                    "--release",
-                    "-p",
-                    package,
-                    "--bin",
-                    name,
-                ])
+                .args(["build", "--quiet", "--release", "--workspace", "--bins"])
                 .arg("--manifest-path")
                 .arg(root.join("Cargo.toml"))
                 .env_remove("CARGO_TARGET_DIR")

@@ -151,7 +151,6 @@ pub async fn run(settings: &Settings) -> Result<Output, RunError> {
             exec::ensure_workspace_binary(
                 settings.controller_bin.as_deref(),
                 "zen-lead-controller",
-                "zen-lead-controller",
             )
             .map_err(RunError::ControllerBinary)?,
         )

@@ -81,6 +81,9 @@ pub struct Round {
 /// (a pause lasts a lease), not a slow sampler.
 const MAX_GAP: Duration = Duration::from_secs(1);
 
+/// How long the pipes of killed candidates are read before their samples are taken.
+pub(crate) const DRAIN: Duration = Duration::from_millis(1500);
+
 /// How long a pause lasts once the successor leads. A paused process samples nothing, so a
 /// longer pause would not change what it believes after SIGCONT.
 const PAUSE_AFTER_SUCCESSOR: Duration = Duration::from_secs(2);
@@ -148,10 +151,18 @@ async fn one(bench: &Bench<'_>, fault: Fault, contender: Contender, round: usize
     )
     .await
     .err();
-    let leading_at_end = candidates.iter().filter(|c| c.leads_now(LEADS_NOW)).count();
+    // Stop everyone, then let the readers drain the pipes: on a loaded machine the samples
+    // reach this process late, and the last second of a round would otherwise be missing.
+    let end = now_nanos();
     for c in &mut candidates {
         c.kill();
     }
+    tokio::time::sleep(DRAIN).await;
+    let recent = end.saturating_sub(LEADS_NOW.as_nanos() as u64);
+    let leading_at_end = candidates
+        .iter()
+        .filter(|c| c.samples().iter().any(|t| *t >= recent))
+        .count();
     let intervals: Vec<_> = candidates
         .iter()
         .map(|c| beliefs::intervals(&c.samples(), MAX_GAP))
