@@ -227,16 +227,20 @@ impl Demo {
             "Crash whose pod dies: SIGKILL {}'s zen-lead-exec and child; the kubelet reports the restart",
             second.identity
         ));
+        // Restart evidence counts against restarts since the holder's last renewal that the
+        // controller saw (docs/PROTOCOL.md §8): let the new holder renew first.
+        self.wait_for_renewals("demo", 2).await?;
         let evidence_from = Instant::now();
         self.kill_replica(&second.identity)?;
         self.admin_post(&format!("kubelet/pods/default/{}/restart", second.identity))?;
         let third = self.wait_for_start(second.term).await?;
         let evidence = evidence_from.elapsed();
         println!(
-            "  {} leads, term {}, {} ms after the kill (the controller handed over on evidence)",
+            "  {} leads, term {}, {} ms after the kill ({})",
             third.identity,
             third.term,
-            evidence.as_millis()
+            evidence.as_millis(),
+            self.failover_cause(&third.identity)?
         );
         self.show_lease("demo")?;
         self.restart_replica(&second.identity).await?;
@@ -285,8 +289,9 @@ impl Demo {
         self.admin_post(&format!("kubelet/pods/default/{worker}/stopped"))?;
         self.wait_for_roles("workers", &successor).await?;
         println!(
-            "  {successor} leads, {} ms after the delete (the controller handed over on evidence)",
-            deleted.as_millis()
+            "  {successor} leads, {} ms after the delete ({})",
+            deleted.as_millis(),
+            self.failover_cause(&successor)?
         );
         show(&self.kubeconfig, &["get", "lp"])?;
         show_roles(&self.kubeconfig, "workers")?;
@@ -526,6 +531,58 @@ impl Demo {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until the pool's Lease has been written `n` more times (renewals).
+    async fn wait_for_renewals(&self, pool: &str, n: usize) -> anyhow::Result<()> {
+        let version = || {
+            kubectl(
+                &self.kubeconfig,
+                &[
+                    "get",
+                    "lease",
+                    pool,
+                    "-o",
+                    "jsonpath={.metadata.resourceVersion}",
+                ],
+            )
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = vec![version()?];
+        while seen.len() <= n {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the Lease {pool} was not renewed {n} times within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = version()?;
+            if seen.last() != Some(&now) {
+                seen.push(now);
+            }
+        }
+        Ok(())
+    }
+
+    /// What moved the pool to `leader`, from the controller's `Failover` Event.
+    fn failover_cause(&self, leader: &str) -> anyhow::Result<&'static str> {
+        let messages = kubectl(
+            &self.kubeconfig,
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "reason=Failover",
+                "-o",
+                "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+            ],
+        )?;
+        Ok(
+            if messages.contains(&format!("moved to {leader} on evidence")) {
+                "the controller handed over on evidence"
+            } else {
+                "no evidence reached the controller in time: the lease expired"
+            },
+        )
     }
 
     fn show_lease(&self, pool: &str) -> anyhow::Result<()> {
