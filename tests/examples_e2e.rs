@@ -99,20 +99,7 @@ fn cronjob_skip_example_one_tick_many_copies_one_run() {
     run.apply_example("cronjob-skip.yaml");
     run.suspend_cronjob("nightly-report");
     let copies = ["tick-a", "tick-b", "tick-c"];
-    let mut started: Vec<std::process::Child> = copies
-        .iter()
-        .map(|job| {
-            run.api
-                .kubectl()
-                .args(["create", "job", "--from=cronjob/nightly-report", job])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("kubectl create job")
-        })
-        .collect();
-    for child in &mut started {
-        assert!(child.wait().expect("kubectl").success());
-    }
+    run.create_jobs_at_once("nightly-report", &copies);
     for job in copies {
         run.wait_job_complete(job);
     }
@@ -191,20 +178,7 @@ fn cronjob_gate_example_one_tick_many_copies_one_run_then_the_next_run_leads() {
     run.suspend_cronjob("billing-export");
 
     let copies = ["tick-a", "tick-b", "tick-c"];
-    let mut started: Vec<std::process::Child> = copies
-        .iter()
-        .map(|job| {
-            run.api
-                .kubectl()
-                .args(["create", "job", "--from=cronjob/billing-export", job])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("kubectl create job")
-        })
-        .collect();
-    for child in &mut started {
-        assert!(child.wait().expect("kubectl").success());
-    }
+    run.create_jobs_at_once("billing-export", &copies);
     let outcomes: Vec<String> = copies
         .iter()
         .map(|job| {

@@ -115,6 +115,26 @@ impl ExampleRun {
         ]);
     }
 
+    /// `kubectl create job --from=cronjob/CRONJOB JOB` for every job at the same moment, as
+    /// copies of one schedule tick would start; returns once every Job is created.
+    pub fn create_jobs_at_once(&self, cronjob: &str, jobs: &[&str]) {
+        let from = format!("--from=cronjob/{cronjob}");
+        let mut started: Vec<std::process::Child> = jobs
+            .iter()
+            .map(|job| {
+                self.api
+                    .kubectl()
+                    .args(["create", "job", &from, job])
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("kubectl create job")
+            })
+            .collect();
+        for child in &mut started {
+            assert!(child.wait().expect("kubectl").success());
+        }
+    }
+
     /// Names of the pods matching `selector` that are not being deleted.
     pub fn live_pods(&self, selector: &str) -> Vec<String> {
         self.kubectl_ok(&[
