@@ -218,13 +218,48 @@ impl Kubelet {
         })
     }
 
-    /// The pod's containers stopped: a terminating pod is removed now (finalizers permitting).
+    /// The pod's containers stopped: as a kubelet ends a deleted pod, it first reports every
+    /// container terminated (not Ready), then a terminating pod is removed now (finalizers
+    /// permitting).
     pub fn containers_stopped(&self, ns: &str, name: &str) -> Result<(), ApiError> {
-        let pod = self
-            .app
-            .store
-            .get("/pods", ns, name)
-            .ok_or_else(|| ApiError::not_found("", "pods", name))?;
+        let now = app::now_time();
+        let pod = self.write_status(ns, name, |pod| {
+            if pod.pointer("/metadata/deletionTimestamp").is_none() {
+                return;
+            }
+            if let Some(cs) = pod
+                .pointer_mut("/status/containerStatuses")
+                .and_then(Value::as_array_mut)
+            {
+                for c in cs.iter_mut() {
+                    if c.pointer("/state/terminated").is_some() {
+                        continue;
+                    }
+                    let started = c
+                        .pointer("/state/running/startedAt")
+                        .cloned()
+                        .unwrap_or(json!(now));
+                    c["state"] = json!({"terminated": {
+                        "exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now,
+                    }});
+                    c["ready"] = json!(false);
+                    c["started"] = json!(false);
+                }
+            }
+            if let Some(conds) = pod
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+            {
+                for c in conds.iter_mut() {
+                    if matches!(c["type"].as_str(), Some("Ready" | "ContainersReady"))
+                        && c["status"] != "False"
+                    {
+                        c["status"] = json!("False");
+                        c["lastTransitionTime"] = json!(now);
+                    }
+                }
+            }
+        })?;
         let uid = pod
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
