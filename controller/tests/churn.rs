@@ -126,15 +126,22 @@ async fn churn_never_shows_two_leaders_or_a_repeated_term() {
     let mut next = 4;
     let mut step = 0u32;
     while started.elapsed() < Duration::from_secs(20) {
-        let live: Vec<String> = roles(&server, "churn").await.into_keys().collect();
+        let now = roles(&server, "churn").await;
+        let leader = now
+            .iter()
+            .find(|(_, r)| *r == "leader")
+            .map(|(n, _)| n.clone());
+        let live: Vec<String> = now.into_keys().collect();
         let pick = |k: u32| live.get((k as usize) % live.len().max(1)).cloned();
         match step % 6 {
             0 | 3 => {
                 run_pod(&server, "churn", &format!("churn-{next}"));
                 next += 1;
             }
+            // The leader itself loses readiness every cycle, so leadership is sure to move
+            // whatever order the other picks fall in.
             1 => {
-                if let Some(p) = pick(step) {
+                if let Some(p) = leader.or_else(|| pick(step)) {
                     let _ = kubelet.set_ready(NS, &p, false);
                 }
             }
