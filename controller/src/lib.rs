@@ -4,7 +4,7 @@
 //! (docs/PROTOCOL.md §8), and writes pod roles, `LeaderPolicy` status, Events and metrics.
 //!
 //! Pure decisions take plain values: [`pods`] (the projection), [`evidence`], [`election`],
-//! [`status`], [`roles`]. [`reconcile`] is the only module that writes; [`run`] wires the
+//! [`status`], [`roles`]; [`pool_index`] finds a pool's pods. [`reconcile`] is the only module that writes; [`run`] wires the
 //! reflectors, the kube-runtime `Controller`, the controller's own [`leadership`], [`events`]
 //! and the [`metrics`] server.
 
@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod leadership;
 pub mod metrics;
 pub mod pods;
+pub mod pool_index;
 pub mod reconcile;
 pub mod roles;
 pub mod run;

@@ -1,17 +1,17 @@
 //! The pod projection: the few fields of a Pod the controller reads, and the candidate filter
 //! (docs/ARCHITECTURE.md, "The controller").
 //!
-//! Pods are stripped by [`strip`] before the reflector stores them, so the controller's memory
-//! grows with the number of annotated pods, not with the size of their specs. [`PodView`] is the
-//! same projection as plain values, the input of the pure modules.
+//! The reflector stores [`PodView`]s, not Pods: each annotated pod is projected on arrival to
+//! the few plain values the pure modules read, so the controller's memory grows with the number
+//! of annotated pods, by a few hundred bytes each, not with the size of their specs. Other pods
+//! are dropped on arrival.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateTerminated, ContainerStatus, EnvVar, Pod,
-    PodCondition, PodSpec, PodStatus,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::Resource;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::runtime::reflector::Lookup;
 use kube::runtime::watcher;
 use zen_lead::api::IdentityStrategy;
 
@@ -263,113 +263,57 @@ pub fn is_annotated(pod: &Pod) -> bool {
         .is_some_and(|p| !p.is_empty())
 }
 
-fn keep_zen_lead(map: Option<BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
-    map.map(|m| {
-        m.into_iter()
-            .filter(|(k, _)| k.starts_with("zen-lead/"))
-            .collect()
-    })
-}
-
-/// The pod reduced to the projection: what [`PodView::from_pod`] reads, nothing more.
-pub fn strip(pod: Pod) -> Pod {
-    let Pod {
-        metadata,
-        spec,
-        status,
-    } = pod;
-    let metadata = ObjectMeta {
-        name: metadata.name,
-        namespace: metadata.namespace,
-        uid: metadata.uid,
-        resource_version: metadata.resource_version,
-        creation_timestamp: metadata.creation_timestamp,
-        deletion_timestamp: metadata.deletion_timestamp,
-        deletion_grace_period_seconds: metadata.deletion_grace_period_seconds,
-        owner_references: metadata.owner_references,
-        annotations: keep_zen_lead(metadata.annotations),
-        labels: keep_zen_lead(metadata.labels),
-        ..ObjectMeta::default()
-    };
-    let spec = spec.map(|spec| {
-        let identity = literal_identity(&spec.containers);
-        let gated = spec
-            .init_containers
-            .as_ref()
-            .is_some_and(|cs| cs.iter().any(runs_gate));
-        PodSpec {
-            containers: vec![Container {
-                name: "projection".into(),
-                env: identity.map(|value| {
-                    vec![EnvVar {
-                        name: ENV_IDENTITY.into(),
-                        value: Some(value),
-                        value_from: None,
-                    }]
-                }),
-                ..Container::default()
-            }],
-            init_containers: gated.then(|| {
-                vec![Container {
-                    name: "gate".into(),
-                    command: Some(vec!["zen-lead-exec".into(), "gate".into()]),
-                    ..Container::default()
-                }]
-            }),
-            ..PodSpec::default()
-        }
-    });
-    let status = status.map(|status| PodStatus {
-        phase: status.phase,
-        conditions: status.conditions.map(|cs| {
-            cs.into_iter()
-                .filter(|c| c.type_ == "Ready")
-                .map(|c| PodCondition {
-                    type_: c.type_,
-                    status: c.status,
-                    last_transition_time: c.last_transition_time,
-                    ..PodCondition::default()
-                })
-                .collect()
-        }),
-        container_statuses: status.container_statuses.map(|cs| {
-            cs.into_iter()
-                .map(|c| ContainerStatus {
-                    name: c.name,
-                    restart_count: c.restart_count,
-                    ready: c.ready,
-                    state: c.state.map(|s| ContainerState {
-                        terminated: s.terminated.map(|t| ContainerStateTerminated {
-                            exit_code: t.exit_code,
-                            ..ContainerStateTerminated::default()
-                        }),
-                        ..ContainerState::default()
-                    }),
-                    ..ContainerStatus::default()
-                })
-                .collect()
-        }),
-        ..PodStatus::default()
-    });
-    Pod {
-        metadata,
-        spec,
-        status,
-    }
-}
-
-/// Projects a pod watch event: annotated pods are stripped; any other pod becomes a deletion,
-/// so the store never keeps it and a pod that loses its annotation leaves the store. Returns
-/// `None` for events that carry nothing to store.
-pub fn project(event: watcher::Event<Pod>) -> Option<watcher::Event<Pod>> {
+/// Projects a pod watch event: annotated pods become their [`PodView`]; any other pod becomes a
+/// deletion, so the store never keeps it and a pod that loses its annotation leaves the store.
+/// Returns `None` for events that carry nothing to store.
+pub fn project(event: watcher::Event<Pod>) -> Option<watcher::Event<PodView>> {
     use watcher::Event;
     match event {
-        Event::Apply(pod) if is_annotated(&pod) => Some(Event::Apply(strip(pod))),
-        Event::Apply(pod) | Event::Delete(pod) => Some(Event::Delete(strip(pod))),
-        Event::InitApply(pod) if is_annotated(&pod) => Some(Event::InitApply(strip(pod))),
+        Event::Apply(pod) if is_annotated(&pod) => Some(Event::Apply(PodView::from_pod(&pod))),
+        Event::Apply(pod) | Event::Delete(pod) => Some(Event::Delete(PodView::from_pod(&pod))),
+        Event::InitApply(pod) if is_annotated(&pod) => {
+            Some(Event::InitApply(PodView::from_pod(&pod)))
+        }
         Event::InitApply(_) => None,
         Event::Init => Some(Event::Init),
         Event::InitDone => Some(Event::InitDone),
+    }
+}
+
+/// The reflector stores [`PodView`]s, keyed like the Pods they project.
+impl Lookup for PodView {
+    type DynamicType = ();
+
+    fn kind((): &()) -> Cow<'_, str> {
+        Pod::KIND.into()
+    }
+
+    fn group((): &()) -> Cow<'_, str> {
+        Pod::GROUP.into()
+    }
+
+    fn version((): &()) -> Cow<'_, str> {
+        Pod::VERSION.into()
+    }
+
+    fn plural((): &()) -> Cow<'_, str> {
+        Pod::URL_PATH_SEGMENT.into()
+    }
+
+    fn name(&self) -> Option<Cow<'_, str>> {
+        Some(self.name.as_str().into())
+    }
+
+    fn namespace(&self) -> Option<Cow<'_, str>> {
+        Some(self.namespace.as_str().into())
+    }
+
+    fn resource_version(&self) -> Option<Cow<'_, str>> {
+        Some(self.resource_version.to_string().into())
+    }
+
+    fn uid(&self) -> Option<Cow<'_, str>> {
+        Some(self.uid.as_str().into())
     }
 }
 
@@ -464,6 +408,7 @@ pub(crate) mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::reflector::ObjectRef;
     use serde_json::json;
 
     fn pod(value: serde_json::Value) -> Pod {
@@ -499,11 +444,8 @@ mod tests {
     }
 
     #[test]
-    fn strip_keeps_exactly_what_the_view_reads() {
-        let full = full_pod();
-        let stripped = strip(full.clone());
-        assert_eq!(PodView::from_pod(&stripped), PodView::from_pod(&full));
-        let view = PodView::from_pod(&stripped);
+    fn the_view_reads_the_fields_the_controller_needs() {
+        let view = PodView::from_pod(&full_pod());
         assert!(view.gated);
         assert_eq!(view.identity_env.as_deref(), Some("web-primary"));
         assert_eq!(view.containers[0].restart_count, 2);
@@ -512,10 +454,18 @@ mod tests {
             Some("2026-01-01T00:00:05Z".parse().unwrap())
         );
         assert_eq!(view.role_label.as_deref(), Some("leader"));
-        let annotations = stripped.metadata.annotations.unwrap();
-        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
-        assert!(!stripped.metadata.labels.unwrap().contains_key("app"));
-        assert!(stripped.metadata.owner_references.is_some());
+        assert_eq!(view.pool.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn the_store_keys_a_view_like_its_pod() {
+        let pod = full_pod();
+        let view = PodView::from_pod(&pod);
+        let by_view = Lookup::to_object_ref(&view, ());
+        let by_pod = ObjectRef::<PodView>::new(pod.metadata.name.as_deref().unwrap())
+            .within(pod.metadata.namespace.as_deref().unwrap());
+        assert_eq!(by_view, by_pod);
+        assert_eq!(by_view.extra.uid.as_deref(), pod.metadata.uid.as_deref());
     }
 
     #[test]
@@ -587,7 +537,7 @@ mod tests {
         ));
         assert!(matches!(
             project(Event::Apply(full_pod())),
-            Some(Event::Apply(_))
+            Some(Event::Apply(view)) if view == PodView::from_pod(&full_pod())
         ));
     }
 }

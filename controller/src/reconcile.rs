@@ -29,6 +29,7 @@ use crate::evidence::{self, Evidence};
 use crate::leadership::{Leadership, NotLeader, Permit};
 use crate::metrics::{ErrorLabels, Metrics, PoolLabels, TransitionLabels, WriteLabels};
 use crate::pods::PodView;
+use crate::pool_index::PoolPods;
 use crate::roles::{self, Role};
 use crate::status;
 use crate::synced::Synced;
@@ -156,8 +157,8 @@ struct PoolMemory {
 pub struct Context {
     /// The API client.
     pub client: kube::Client,
-    /// Stripped annotated pods.
-    pub pods: Store<Pod>,
+    /// The annotated pods, by pool.
+    pub pods: PoolPods,
     /// Managed Leases.
     pub leases: Store<Lease>,
     /// Whether this replica may write.
@@ -181,7 +182,7 @@ impl Context {
     /// A context over the given stores.
     pub fn new(
         client: kube::Client,
-        pods: Store<Pod>,
+        pods: PoolPods,
         leases: Store<Lease>,
         leadership: Leadership,
         events: Events,
@@ -372,13 +373,7 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
     let timing = checked.clone().unwrap_or_default();
     let now = BootInstant::now();
 
-    let pods: Vec<PodView> = ctx
-        .pods
-        .state()
-        .iter()
-        .map(|p| PodView::from_pod(p))
-        .filter(|p| p.namespace == namespace && p.pool.as_deref() == Some(pool.as_str()))
-        .collect();
+    let pods = ctx.pods.of(&namespace, &pool);
     let stored = ctx
         .leases
         .get(&ObjectRef::new(&pool).within(&namespace))

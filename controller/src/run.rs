@@ -24,8 +24,14 @@ use crate::events::Events;
 use crate::leadership::{self, Leadership};
 use crate::metrics::{self, Health, Metrics};
 use crate::pods::{self, PodView};
+use crate::pool_index::{PoolIndex, PoolPods};
 use crate::reconcile::{self, Context, Orphans};
 use crate::synced::{self, on_init_done};
+
+/// Pools reconciled at once. Each reconcile makes its few writes one after another, so this
+/// bounds the requests in flight (and the connections, and their buffers), and keeps the
+/// controller's own Lease renewal from queuing behind a burst of thousands of pools.
+const RECONCILE_CONCURRENCY: u16 = 32;
 
 /// The controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -120,11 +126,16 @@ pub async fn run_with_client(
     }
 
     let (marks, synced) = synced::channel();
-    // Pods, stripped to the projection before the store keeps them.
-    let (pod_reader, pod_writer) = reflector::store::<Pod>();
+    // Pods, kept as their projection; the pool index sees each event just before the store.
+    let (pod_reader, pod_writer) = reflector::store::<PodView>();
+    let pool_index = PoolIndex::default();
     let pod_stream = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
-        .try_filter_map(|event| ready(Ok(pods::project(event))));
+        .try_filter_map(|event| ready(Ok(pods::project(event))))
+        .inspect_ok({
+            let pool_index = pool_index.clone();
+            move |event| pool_index.observe(event)
+        });
     let pod_stream = reflector::reflector(pod_writer, pod_stream)
         .inspect_ok(on_init_done(marks.pods))
         .touched_objects();
@@ -148,11 +159,13 @@ pub async fn run_with_client(
     let policy_stream = reflector::reflector(policy_writer, policy_stream)
         .inspect_ok(on_init_done(marks.policies))
         .applied_objects();
-    let controller = Controller::for_stream(policy_stream, policies.clone());
+    let controller = Controller::for_stream(policy_stream, policies.clone()).with_config(
+        kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+    );
 
     let ctx = Arc::new(Context::new(
         client.clone(),
-        pod_reader.clone(),
+        PoolPods::new(pod_reader, pool_index),
         lease_reader.clone(),
         leadership.clone(),
         Events::new(client.clone(), &config.identity),
@@ -226,15 +239,23 @@ pub async fn run_with_client(
         let _ = stopping.wait_for(|stop| *stop).await;
     };
     controller
-        .watches_stream(pod_stream, move |pod: Pod| {
-            let view = PodView::from_pod(&pod);
-            let target = view
-                .pool
-                .as_ref()
-                .map(|pool| ObjectRef::new(pool).within(&view.namespace));
-            let _ = orphan_tx.send(view);
-            target
-        })
+        .reconcile_on(pod_stream.filter_map(move |view| {
+            let target = match view {
+                Ok(view) => {
+                    let target = view
+                        .pool
+                        .as_ref()
+                        .map(|pool| ObjectRef::new(pool).within(&view.namespace));
+                    let _ = orphan_tx.send(view);
+                    target
+                }
+                Err(error) => {
+                    warn!(%error, "pod watch error");
+                    None
+                }
+            };
+            ready(target)
+        }))
         .watches_stream(lease_stream, move |lease: Lease| {
             lease_ctx.saw_lease(&lease);
             let name = lease.metadata.name?;
