@@ -247,6 +247,13 @@ fn resource_version(lease: &Lease) -> u64 {
         .unwrap_or(0)
 }
 
+/// Drops the object's `managedFields`, which the controller never reads, before a store or the
+/// pool memory keeps it. A write of such an object omits the field, and the API server keeps
+/// its own.
+pub fn drop_managed_fields<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
 /// The newer of the store's Lease and our own last write.
 fn newest(stored: Option<Lease>, written: Option<&Lease>) -> Option<Lease> {
     match (stored, written) {
@@ -559,7 +566,9 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
             m.baseline = baseline_at(m.named.as_ref(), now_named.as_ref(), new_holder_pod);
             m.named = now_named;
             m.stopped = None;
-            m.written = Some(lease.clone());
+            let mut written = lease.clone();
+            drop_managed_fields(&mut written);
+            m.written = Some(written);
         });
         view.record = Some(record);
         view.lease = Some(lease);

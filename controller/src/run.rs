@@ -28,11 +28,6 @@ use crate::pool_index::{PoolIndex, PoolPods};
 use crate::reconcile::{self, Context, Orphans};
 use crate::synced::{self, on_init_done};
 
-/// Pools reconciled at once. Each reconcile makes its few writes one after another, so this
-/// bounds the requests in flight (and the connections, and their buffers), and keeps the
-/// controller's own Lease renewal from queuing behind a burst of thousands of pools.
-const RECONCILE_CONCURRENCY: u16 = 32;
-
 /// The controller could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -145,7 +140,8 @@ pub async fn run_with_client(
         Api::<Lease>::all(client.clone()),
         watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}")),
     )
-    .default_backoff();
+    .default_backoff()
+    .map_ok(|event| event.modify(reconcile::drop_managed_fields));
     let lease_stream = reflector::reflector(lease_writer, lease_stream)
         .inspect_ok(on_init_done(marks.leases))
         .touched_objects();
@@ -155,13 +151,13 @@ pub async fn run_with_client(
         Api::<LeaderPolicy>::all(client.clone()),
         watcher::Config::default(),
     )
-    .default_backoff();
+    .default_backoff()
+    .map_ok(|event| event.modify(reconcile::drop_managed_fields));
     let policy_stream = reflector::reflector(policy_writer, policy_stream)
         .inspect_ok(on_init_done(marks.policies))
         .applied_objects();
-    let controller = Controller::for_stream(policy_stream, policies.clone()).with_config(
-        kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
-    );
+    let controller = Controller::for_stream(policy_stream, policies.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
 
     let ctx = Arc::new(Context::new(
         client.clone(),
