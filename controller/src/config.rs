@@ -38,14 +38,14 @@ pub struct Cli {
     /// Retry period of the controller's own Lease.
     #[arg(long, env = "ZEN_LEAD_CONTROLLER_RETRY_PERIOD", value_parser = parse_duration, default_value = "2s")]
     pub retry_period: Duration,
-    /// Pools reconciled at once: bounds the API requests in flight.
-    #[arg(long, env = "ZEN_LEAD_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
-    pub concurrency: u16,
+    /// API writes in flight at once, across all pools; further writes queue, first come, first served.
+    #[arg(long, env = "ZEN_LEAD_WRITE_CONCURRENCY", default_value_t = DEFAULT_WRITE_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
+    pub write_concurrency: u16,
 }
 
-/// Pools reconciled at once by default. Each reconcile makes its few writes one after another,
-/// so this bounds the requests in flight, and the connections and buffers they hold.
-pub const DEFAULT_CONCURRENCY: u16 = 32;
+/// API writes in flight at once by default: bounds the connections and buffers a burst of
+/// thousands of pools would otherwise open at once.
+pub const DEFAULT_WRITE_CONCURRENCY: u16 = 32;
 
 /// A configuration the controller cannot run with.
 #[derive(Debug, thiserror::Error)]
@@ -73,8 +73,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Timings of the controller's own Lease.
     pub timing: Timing,
-    /// Pools reconciled at once.
-    pub concurrency: u16,
+    /// API writes in flight at once.
+    pub write_concurrency: u16,
 }
 
 impl Config {
@@ -105,7 +105,7 @@ impl Config {
             metrics_addr: cli.metrics_addr,
             log_format: cli.log_format,
             timing,
-            concurrency: cli.concurrency,
+            write_concurrency: cli.write_concurrency,
         })
     }
 }
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(config.namespace, "ops");
         assert_eq!(config.identity, "ctl-0");
         assert_eq!(config.timing, Timing::default());
-        assert_eq!(config.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(config.write_concurrency, DEFAULT_WRITE_CONCURRENCY);
         let config = parse(&[
             "--identity",
             " ",
@@ -147,11 +147,11 @@ mod tests {
             "2s",
             "--retry-period",
             "1s",
-            "--concurrency",
+            "--write-concurrency",
             "8",
         ])
         .unwrap();
-        assert_eq!(config.concurrency, 8);
+        assert_eq!(config.write_concurrency, 8);
         assert_eq!(
             config.identity, "host-1",
             "an empty identity falls back to the hostname"
@@ -160,8 +160,8 @@ mod tests {
     }
 
     #[test]
-    fn a_concurrency_of_zero_is_refused() {
-        let cli = Cli::try_parse_from(["zen-lead-controller", "--concurrency", "0"]);
+    fn a_write_concurrency_of_zero_is_refused() {
+        let cli = Cli::try_parse_from(["zen-lead-controller", "--write-concurrency", "0"]);
         assert!(cli.is_err());
     }
 

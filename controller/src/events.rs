@@ -12,6 +12,7 @@ use tracing::debug;
 use zen_lead::api::LeaderPolicy;
 
 use crate::pods::PodView;
+use crate::write_slots::WriteSlots;
 
 /// Event reasons.
 pub mod reason {
@@ -35,6 +36,9 @@ pub mod reason {
 
 /// Distinct notes kept with their own series before the map starts again.
 const MAX_SERIES: usize = 512;
+/// Longest wait for one Event, for a free write slot and the request: an Event is a report, and
+/// a hung one must not hold up its pool's reconcile.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Publishes Events as the controller.
 ///
@@ -47,6 +51,7 @@ pub struct Events {
     client: kube::Client,
     reporter: Reporter,
     recorders: Arc<Mutex<HashMap<String, Recorder>>>,
+    write_slots: WriteSlots,
 }
 
 impl std::fmt::Debug for Events {
@@ -79,8 +84,9 @@ impl Subject {
 }
 
 impl Events {
-    /// Events reported by `zen-lead-controller`, instance `identity`.
-    pub fn new(client: kube::Client, identity: &str) -> Self {
+    /// Events reported by `zen-lead-controller`, instance `identity`, written within
+    /// `write_slots`.
+    pub fn new(client: kube::Client, identity: &str, write_slots: WriteSlots) -> Self {
         let reporter = Reporter {
             controller: "zen-lead-controller".into(),
             instance: Some(identity.to_owned()),
@@ -89,6 +95,7 @@ impl Events {
             client,
             reporter,
             recorders: Arc::default(),
+            write_slots,
         }
     }
 
@@ -122,8 +129,16 @@ impl Events {
             secondary: None,
         };
         for Subject(reference) in subjects {
-            if let Err(error) = recorder.publish(&event, reference).await {
-                debug!(%error, reason, object = ?reference.name, "publishing an Event failed");
+            match self
+                .write_slots
+                .run(PUBLISH_TIMEOUT, recorder.publish(&event, reference))
+                .await
+            {
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
+                    debug!(%error, reason, object = ?reference.name, "publishing an Event failed");
+                }
+                None => debug!(reason, object = ?reference.name, "publishing an Event timed out"),
             }
         }
     }

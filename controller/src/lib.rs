@@ -21,5 +21,6 @@ pub mod roles;
 pub mod run;
 pub mod status;
 pub mod synced;
+pub mod write_slots;
 
 pub use run::run;

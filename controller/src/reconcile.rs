@@ -23,6 +23,7 @@ use zen_lead::lease::Timing;
 use zen_lead::lease::record::{self, Holder, LeaseRecord, RecordKey, Renewer};
 use zen_lead::lease::steward::{self, Cause, Step};
 
+use crate::config::DEFAULT_WRITE_CONCURRENCY;
 use crate::election::{self, HolderState, Successor};
 use crate::events::{Events, Subject, reason as event};
 use crate::evidence::{self, Evidence};
@@ -33,6 +34,7 @@ use crate::pool_index::PoolPods;
 use crate::roles::{self, Role};
 use crate::status;
 use crate::synced::Synced;
+use crate::write_slots::WriteSlots;
 
 /// Longest wait before a pool is looked at again when nothing is due: a safety net against a
 /// lost watch event, not a resync.
@@ -169,6 +171,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Whether the caches hold their initial lists: nothing is written before.
     pub synced: Synced,
+    /// The bound on API writes in flight, shared with [`Context::events`].
+    write_slots: WriteSlots,
     memory: Mutex<HashMap<(String, String), PoolMemory>>,
 }
 
@@ -197,8 +201,21 @@ impl Context {
             events,
             metrics,
             synced,
+            write_slots: WriteSlots::new(DEFAULT_WRITE_CONCURRENCY),
             memory: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same context with its writes bounded by `write_slots` (shared with its Events).
+    pub fn with_write_slots(mut self, write_slots: WriteSlots) -> Self {
+        self.write_slots = write_slots;
+        self
+    }
+
+    /// Runs a write once a write slot is free, abandoning it, waiting or in flight, at the
+    /// controller's own renew deadline.
+    async fn bounded<T>(&self, permit: Permit, write: impl Future<Output = T>) -> Option<T> {
+        self.write_slots.run(permit.remaining(), write).await
     }
 
     /// Notes the term of a zen-lead Lease seen in a watch event (or written), for the pool's
@@ -630,15 +647,16 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
     for change in changes {
         let permit = ctx.leadership.permit()?;
         let patch = change.patch(&pool);
-        let result = bounded(
-            permit,
-            api.patch(&change.pod, &PatchParams::default(), &Patch::Merge(&patch)),
-        )
-        .await
-        .ok_or_else(|| ReconcileError::DeadlinePassed {
-            namespace: namespace.clone(),
-            pool: pool.clone(),
-        })?;
+        let result = ctx
+            .bounded(
+                permit,
+                api.patch(&change.pod, &PatchParams::default(), &Patch::Merge(&patch)),
+            )
+            .await
+            .ok_or_else(|| ReconcileError::DeadlinePassed {
+                namespace: namespace.clone(),
+                pool: pool.clone(),
+            })?;
         match result {
             Ok(pod) => {
                 remember_role(ctx, &key, &change.uid, change.role, &pod);
@@ -670,15 +688,16 @@ async fn reconcile_pool(policy: &LeaderPolicy, ctx: &Context) -> Result<Action, 
         let permit = ctx.leadership.permit()?;
         let body = status_patch(&new_status);
         let api: Api<LeaderPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-        let result = bounded(
-            permit,
-            api.patch_status(&pool, &PatchParams::default(), &Patch::Merge(&body)),
-        )
-        .await
-        .ok_or_else(|| ReconcileError::DeadlinePassed {
-            namespace: namespace.clone(),
-            pool: pool.clone(),
-        })?;
+        let result = ctx
+            .bounded(
+                permit,
+                api.patch_status(&pool, &PatchParams::default(), &Patch::Merge(&body)),
+            )
+            .await
+            .ok_or_else(|| ReconcileError::DeadlinePassed {
+                namespace: namespace.clone(),
+                pool: pool.clone(),
+            })?;
         match result {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Action::await_change()),
@@ -733,11 +752,6 @@ fn requeue(plan: &Step, now: BootInstant) -> Action {
         // A write was due but not made (standby): look again soon, in case leadership comes.
         _ => Action::requeue(Duration::from_secs(1)),
     }
-}
-
-/// Runs a write, abandoning it at the controller's own renew deadline.
-async fn bounded<T>(permit: Permit, write: impl Future<Output = T>) -> Option<T> {
-    tokio::time::timeout(permit.remaining(), write).await.ok()
 }
 
 /// The merge patch that sets `status`, removing fields that are now absent.
@@ -853,20 +867,21 @@ async fn write_lease(
     let permit = ctx.leadership.permit()?;
     let api: Api<Lease> = Api::namespaced(ctx.client.clone(), namespace);
     let sent = BootInstant::now();
-    let result = bounded(permit, async {
-        if operation == "create" {
-            api.create(&PostParams::default(), &body).await
-        } else {
-            api.replace(pool, &PostParams::default(), &body).await
-        }
-    })
-    .await
-    .ok_or_else(|| {
-        WriteOutcome::Failed(Box::new(ReconcileError::DeadlinePassed {
-            namespace: namespace.to_owned(),
-            pool: pool.to_owned(),
-        }))
-    })?;
+    let result = ctx
+        .bounded(permit, async {
+            if operation == "create" {
+                api.create(&PostParams::default(), &body).await
+            } else {
+                api.replace(pool, &PostParams::default(), &body).await
+            }
+        })
+        .await
+        .ok_or_else(|| {
+            WriteOutcome::Failed(Box::new(ReconcileError::DeadlinePassed {
+                namespace: namespace.to_owned(),
+                pool: pool.to_owned(),
+            }))
+        })?;
     match result {
         Ok(lease) => {
             let record = LeaseRecord::from_lease(&lease);
@@ -955,11 +970,12 @@ async fn demote_others(
     for change in roles::demotions_before(&view.pods, pool, keep, |uid| written.contains(uid)) {
         let permit = ctx.leadership.permit()?;
         let patch = change.patch(pool);
-        match bounded(
-            permit,
-            api.patch(&change.pod, &PatchParams::default(), &Patch::Merge(&patch)),
-        )
-        .await
+        match ctx
+            .bounded(
+                permit,
+                api.patch(&change.pod, &PatchParams::default(), &Patch::Merge(&patch)),
+            )
+            .await
         {
             Some(Ok(pod)) => remember_role(ctx, &key, &change.uid, Role::Follower, &pod),
             Some(Err(kube::Error::Api(s))) if s.code == 404 => {}

@@ -27,6 +27,7 @@ use crate::pods::{self, PodView};
 use crate::pool_index::{PoolIndex, PoolPods};
 use crate::reconcile::{self, Context, Orphans};
 use crate::synced::{self, on_init_done};
+use crate::write_slots::WriteSlots;
 
 /// The controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -156,18 +157,21 @@ pub async fn run_with_client(
     let policy_stream = reflector::reflector(policy_writer, policy_stream)
         .inspect_ok(on_init_done(marks.policies))
         .applied_objects();
-    let controller = Controller::for_stream(policy_stream, policies.clone())
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
+    let controller = Controller::for_stream(policy_stream, policies.clone());
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        PoolPods::new(pod_reader, pool_index),
-        lease_reader.clone(),
-        leadership.clone(),
-        Events::new(client.clone(), &config.identity),
-        metrics.clone(),
-        synced.clone(),
-    ));
+    let write_slots = WriteSlots::new(config.write_concurrency);
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            PoolPods::new(pod_reader, pool_index),
+            lease_reader.clone(),
+            leadership.clone(),
+            Events::new(client.clone(), &config.identity, write_slots.clone()),
+            metrics.clone(),
+            synced.clone(),
+        )
+        .with_write_slots(write_slots),
+    );
 
     // Annotated pods of a pool without a LeaderPolicy get a Warning, from the same pod events
     // that trigger reconciles. A warning waits until the caches are synced and this replica

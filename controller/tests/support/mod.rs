@@ -100,7 +100,7 @@ pub fn controller(server: &TestServer, identity: &str) -> Controller {
         metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         log_format: zen_lead::exec::config::LogFormat::Text,
         timing: own_timing(),
-        concurrency: zen_lead_controller::config::DEFAULT_CONCURRENCY,
+        write_concurrency: zen_lead_controller::config::DEFAULT_WRITE_CONCURRENCY,
     };
     let kube_config = server
         .config(&zen_lead::client::user_agent(identity), None)
