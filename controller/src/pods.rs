@@ -158,7 +158,7 @@ impl PodView {
             .collect()
     }
 
-    /// The projection of a (stripped or full) Pod.
+    /// The projection of a Pod.
     pub fn from_pod(pod: &Pod) -> Self {
         let meta = &pod.metadata;
         let annotation = |key: &str| {

@@ -1,7 +1,8 @@
-//! Wiring (docs/ARCHITECTURE.md, "The controller"): the reflectors of pods (stripped to the
-//! projection), managed Leases and LeaderPolicies; the kube-runtime `Controller` that reconciles
-//! one pool at a time, triggered by its objects and by `Action::requeue` at its next deadline;
-//! the controller's own leadership; the metrics server.
+//! Wiring (docs/ARCHITECTURE.md, "The controller"): the reflectors of pods (kept as their
+//! projection, indexed by pool), managed Leases and LeaderPolicies; the kube-runtime
+//! `Controller` that reconciles one pool at a time, triggered by its objects and by
+//! `Action::requeue` at its next deadline; the write slots; the controller's own leadership; the
+//! metrics server.
 
 use std::future::ready;
 use std::sync::Arc;
