@@ -41,6 +41,8 @@ use crate::write_slots::WriteSlots;
 const IDLE_RECHECK: Duration = Duration::from_secs(300);
 /// Retry delay after a lost conditional write (someone else wrote first).
 const CONFLICT_RETRY: Duration = Duration::from_millis(200);
+/// Longest wait for the read that tells whether a Lease in the way is another tool's.
+const FOREIGN_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a Lease found to be another tool's is believed before it is looked at again (the
 /// Lease watch only sees zen-lead's Leases, so its deletion sends no event).
 const FOREIGN_RECHECK: Duration = Duration::from_secs(30);
@@ -893,8 +895,10 @@ async fn write_lease(
         }
         Err(kube::Error::Api(s)) if s.code == 409 && operation == "create" => {
             // The Lease watch sees only zen-lead's Leases: is this one another tool's?
-            match api.get_opt(pool).await {
-                Ok(Some(found)) if !LeaseRecord::from_lease(&found).managed => {
+            // A read that hangs is a conflict too: the pool is observed again shortly.
+            match tokio::time::timeout(FOREIGN_READ_TIMEOUT, api.get_opt(pool)).await {
+                Ok(Ok(Some(mut found))) if !LeaseRecord::from_lease(&found).managed => {
+                    drop_managed_fields(&mut found);
                     debug!(
                         pool,
                         namespace,
