@@ -143,12 +143,8 @@ async fn gone_410_on_the_lease_watch_is_survived() {
         server.faults().compact();
         server.faults().drop_watches();
         attempts += 1;
-        let waited = tokio::time::timeout(Duration::from_secs(10), async {
-            while !relisted().await {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
-        if waited.await.is_ok() {
+        let waited = tokio::time::timeout(Duration::from_secs(10), poll_until(relisted)).await;
+        if waited.is_ok_and(|polled| polled.is_ok()) {
             break;
         }
         assert!(

@@ -99,6 +99,11 @@ impl Events {
         }
     }
 
+    /// The bound on writes these Events are published within.
+    pub fn write_slots(&self) -> &WriteSlots {
+        &self.write_slots
+    }
+
     fn recorder(&self, reason: &str, note: &str) -> Recorder {
         let mut recorders = self
             .recorders

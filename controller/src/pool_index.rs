@@ -41,7 +41,7 @@ impl PoolPods {
             .names(namespace, pool)
             .iter()
             .filter_map(|name| self.store.get(&ObjectRef::new(name).within(namespace)))
-            .filter(|pod| pod.namespace == namespace && pod.pool.as_deref() == Some(pool))
+            .filter(|pod| pod.pool.as_deref() == Some(pool))
             .map(|pod| (*pod).clone())
             .collect()
     }

@@ -23,7 +23,6 @@ use zen_lead::lease::Timing;
 use zen_lead::lease::record::{self, Holder, LeaseRecord, RecordKey, Renewer};
 use zen_lead::lease::steward::{self, Cause, Step};
 
-use crate::config::DEFAULT_WRITE_CONCURRENCY;
 use crate::election::{self, HolderState, Successor};
 use crate::events::{Events, Subject, reason as event};
 use crate::evidence::{self, Evidence};
@@ -173,7 +172,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Whether the caches hold their initial lists: nothing is written before.
     pub synced: Synced,
-    /// The bound on API writes in flight, shared with [`Context::events`].
+    /// The bound on API writes in flight: the one [`Context::events`] writes within.
     write_slots: WriteSlots,
     memory: Mutex<HashMap<(String, String), PoolMemory>>,
 }
@@ -195,6 +194,7 @@ impl Context {
         metrics: Arc<Metrics>,
         synced: Synced,
     ) -> Self {
+        let write_slots = events.write_slots().clone();
         Self {
             client,
             pods,
@@ -203,15 +203,9 @@ impl Context {
             events,
             metrics,
             synced,
-            write_slots: WriteSlots::new(DEFAULT_WRITE_CONCURRENCY),
+            write_slots,
             memory: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The same context with its writes bounded by `write_slots` (shared with its Events).
-    pub fn with_write_slots(mut self, write_slots: WriteSlots) -> Self {
-        self.write_slots = write_slots;
-        self
     }
 
     /// Runs a write once a write slot is free, abandoning it, waiting or in flight, at the

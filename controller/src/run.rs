@@ -160,19 +160,20 @@ pub async fn run_with_client(
         .applied_objects();
     let controller = Controller::for_stream(policy_stream, policies.clone());
 
-    let write_slots = WriteSlots::new(config.write_concurrency);
-    let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            PoolPods::new(pod_reader, pool_index),
-            lease_reader.clone(),
-            leadership.clone(),
-            Events::new(client.clone(), &config.identity, write_slots.clone()),
-            metrics.clone(),
-            synced.clone(),
-        )
-        .with_write_slots(write_slots),
+    let events = Events::new(
+        client.clone(),
+        &config.identity,
+        WriteSlots::new(config.write_concurrency),
     );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        PoolPods::new(pod_reader, pool_index),
+        lease_reader.clone(),
+        leadership.clone(),
+        events,
+        metrics.clone(),
+        synced.clone(),
+    ));
 
     // Annotated pods of a pool without a LeaderPolicy get a Warning, from the same pod events
     // that trigger reconciles. A warning waits until the caches are synced and this replica
